@@ -1,0 +1,40 @@
+"""The `tuneforge` command."""
+
+from __future__ import annotations
+
+import typer
+
+from tuneforge import __version__
+from tuneforge.cli import files, keys, models
+from tuneforge.cli.serve import serve
+
+app = typer.Typer(
+    name="tuneforge",
+    help="Train your own ChatGPT, self-hosted: data checks, LoRA fine-tuning and an OpenAI-compatible server.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.command("serve")(serve)
+app.add_typer(keys.app, name="keys")
+app.add_typer(files.app, name="files")
+app.add_typer(models.app, name="models")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"tuneforge {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Show the version and exit")) -> None:
+    pass
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
