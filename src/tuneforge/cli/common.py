@@ -36,6 +36,16 @@ def make_client(base_url: str | None, api_key: str | None):
     return OpenAI(base_url=resolve_base_url(base_url), api_key=key, max_retries=0)
 
 
+def make_table(*headers: str):
+    """A rich table whose first column (the id) never wraps: people copy ids from it."""
+    from rich.table import Table
+
+    table = Table()
+    for i, header in enumerate(headers):
+        table.add_column(header, no_wrap=(i == 0))
+    return table
+
+
 def to_plain(obj: Any) -> Any:
     if hasattr(obj, "model_dump"):
         return obj.model_dump(mode="json")

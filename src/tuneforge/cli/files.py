@@ -7,10 +7,19 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from tuneforge.cli.common import (ApiKeyOpt, BaseUrlOpt, JsonOpt, api_errors, console, fmt_bytes, fmt_time,
-                                  make_client, print_json)
+from tuneforge.cli.common import (
+    ApiKeyOpt,
+    BaseUrlOpt,
+    JsonOpt,
+    api_errors,
+    console,
+    fmt_bytes,
+    fmt_time,
+    make_client,
+    make_table,
+    print_json,
+)
 
 app = typer.Typer(help="Upload, list, inspect and delete files on a tuneforge server.", no_args_is_help=True)
 
@@ -46,7 +55,7 @@ def list_(purpose: Annotated[str | None, typer.Option(help="Only files with this
     if json_out:
         print_json(files)
         return
-    table = Table("id", "filename", "purpose", "bytes", "created")
+    table = make_table("id", "filename", "purpose", "bytes", "created")
     for f in files:
         table.add_row(f.id, f.filename, f.purpose, fmt_bytes(f.bytes), fmt_time(f.created_at))
     console.print(table)

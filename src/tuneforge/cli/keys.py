@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from tuneforge.cli.common import JsonOpt, console, err_console, fmt_time, print_json
+from tuneforge.cli.common import JsonOpt, console, err_console, fmt_time, make_table, print_json
 
 app = typer.Typer(help="Create, list and revoke API keys (runs on the server's data folder).",
                   no_args_is_help=True)
@@ -70,7 +69,7 @@ def list_(project: Annotated[str | None, typer.Option(help="Only this project's 
     if json_out:
         print_json(rows)
         return
-    table = Table("id", "project", "name", "prefix", "created", "last used", "status")
+    table = make_table("id", "project", "name", "prefix", "created", "last used", "status")
     for r in rows:
         table.add_row(r["id"], r["project"], r["name"] or "", r["prefix"] + "…", fmt_time(r["created_at"]),
                       fmt_time(r["last_used_at"]), "revoked" if r["revoked_at"] else "active")

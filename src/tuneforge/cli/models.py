@@ -6,9 +6,18 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from tuneforge.cli.common import ApiKeyOpt, BaseUrlOpt, JsonOpt, api_errors, console, fmt_time, make_client, print_json
+from tuneforge.cli.common import (
+    ApiKeyOpt,
+    BaseUrlOpt,
+    JsonOpt,
+    api_errors,
+    console,
+    fmt_time,
+    make_client,
+    make_table,
+    print_json,
+)
 
 app = typer.Typer(help="List the models a server can serve; register local base models.", no_args_is_help=True)
 
@@ -21,7 +30,7 @@ def list_(base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, json_out: Json
     if json_out:
         print_json(models)
         return
-    table = Table("id", "owned by", "source", "context", "created")
+    table = make_table("id", "owned by", "source", "context", "created")
     for m in models:
         extra = (m.model_extra or {}).get("tuneforge") or {}
         table.add_row(m.id, m.owned_by, str(extra.get("source", "")), str(extra.get("context_length") or ""),
