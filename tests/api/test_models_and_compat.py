@@ -87,3 +87,39 @@ def test_unknown_route_and_method_use_the_envelope(sdk):
     assert err.value.status_code == 405 and set(err.value.body) == {"message", "type", "param", "code"}
     with pytest.raises(openai.BadRequestError):
         client.post("/models", body={"id": "x", "path": "/tmp", "extra": 1}, cast_to=httpx.Response)
+
+
+def test_fine_tuned_models_are_listed_per_project_and_deletable(sdk, tmp_path):
+    from tuneforge import catalog
+    from tuneforge.db.session import Database
+    from tuneforge.projects import create_key, get_or_create_project
+
+    settings = sdk.settings
+    settings.ensure_dirs()
+    db = Database(settings.resolved_database_url)
+    db.migrate()
+    with db.session() as session:
+        key_a, _ = create_key(session, "alpha")
+        key_b, _ = create_key(session, "beta")
+        alpha = get_or_create_project(session, "alpha")
+        adapter = settings.data_dir / "adapters" / "ftjob-x" / "final"
+        adapter.mkdir(parents=True)
+        (adapter / "adapter_config.json").write_text("{}")
+        catalog.register_fine_tuned(session, model_id="ft:smollm2-135m-instruct:alpha:demo:ftjob-x",
+                                    project_id=alpha.id, base_model="smollm2-135m-instruct", adapter_dir=adapter,
+                                    settings=settings, job_id="ftjob-x")
+    db.dispose()
+    model_id = "ft:smollm2-135m-instruct:alpha:demo:ftjob-x"
+    a, b = sdk(key_a), sdk(key_b)
+    assert model_id in [m.id for m in a.models.list()]
+    assert model_id not in [m.id for m in b.models.list()]
+    got = a.models.retrieve(model_id)
+    assert got.owned_by == "alpha" and got.model_extra["tuneforge"]["base_model"] == "smollm2-135m-instruct"
+    with pytest.raises(openai.NotFoundError):
+        b.models.retrieve(model_id)
+    with pytest.raises(openai.NotFoundError):
+        b.models.delete(model_id)
+    assert a.models.delete(model_id).deleted
+    assert not adapter.exists()
+    with pytest.raises(openai.NotFoundError):
+        a.models.retrieve(model_id)

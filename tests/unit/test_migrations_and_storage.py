@@ -15,7 +15,7 @@ def test_upgrade_head_on_empty_sqlite_matches_models(tmp_path):
     engine = create_engine(f"sqlite:///{tmp_path / 'm.db'}")
     upgrade_to_head(engine)
     tables = set(inspect(engine).get_table_names())
-    assert {"projects", "api_keys", "files", "base_models", "alembic_version"} <= tables
+    assert {"projects", "api_keys", "files", "base_models", "fine_tuned_models", "alembic_version"} <= tables
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == [], f"models and migrations disagree: {diff}"

@@ -1,4 +1,4 @@
-from tuneforge.db.models import ApiKey, Base, BaseModelEntry, FileRecord, Project
+from tuneforge.db.models import ApiKey, Base, BaseModelEntry, FileRecord, FineTunedModel, Project
 from tuneforge.db.session import Database
 
-__all__ = ["ApiKey", "Base", "BaseModelEntry", "Database", "FileRecord", "Project"]
+__all__ = ["ApiKey", "Base", "BaseModelEntry", "Database", "FileRecord", "FineTunedModel", "Project"]

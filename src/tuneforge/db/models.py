@@ -69,3 +69,22 @@ class BaseModelEntry(Base):
     registered_by: Mapped[str | None] = mapped_column(ForeignKey("projects.id"))
     created_at: Mapped[int] = mapped_column(BigInteger, default=now_s, nullable=False)
     context_length: Mapped[int | None] = mapped_column(Integer)
+
+
+class FineTunedModel(Base):
+    """A servable LoRA adapter: a job's final model or one of its checkpoints.
+
+    ``id`` is the OpenAI-style model name (``ft:<base>:<project>:<suffix>:<jobid>[:ckpt-step-N]``);
+    ``adapter_dir`` is relative to the data dir and holds adapter weights, the resolved training config
+    and the chat template used in training.
+    """
+
+    __tablename__ = "fine_tuned_models"
+
+    id: Mapped[str] = mapped_column(String(512), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), nullable=False, index=True)
+    base_model: Mapped[str] = mapped_column(String(256), nullable=False)
+    adapter_dir: Mapped[str] = mapped_column(Text, nullable=False)
+    job_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    step: Mapped[int | None] = mapped_column(Integer)  # None for a job's final model
+    created_at: Mapped[int] = mapped_column(BigInteger, default=now_s, nullable=False)

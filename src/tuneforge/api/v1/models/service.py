@@ -1,9 +1,12 @@
-"""/v1/models: base models from the registry; fine-tuned models join in with the training issue."""
+"""/v1/models: base models from the registry plus the project's fine-tuned models and checkpoints."""
 
 from __future__ import annotations
 
-from tuneforge.errors import NotFound
+from sqlalchemy.orm import Session
+
+from tuneforge import catalog
 from tuneforge.registry import BaseModelInfo, ModelRegistry
+from tuneforge.settings import Settings
 
 
 def model_object(info: BaseModelInfo) -> dict:
@@ -13,19 +16,27 @@ def model_object(info: BaseModelInfo) -> dict:
     return obj
 
 
-def list_models(registry: ModelRegistry) -> dict:
-    return {"object": "list", "data": [model_object(m) for m in registry.list_base_models()]}
+def list_models(session: Session, registry: ModelRegistry, settings: Settings, project_id: str) -> dict:
+    data = [model_object(m) for m in registry.list_base_models()]
+    data += [m.to_model_object() for m in catalog.list_fine_tuned(session, registry, settings, project_id)]
+    return {"object": "list", "data": data}
 
 
-def retrieve_model(registry: ModelRegistry, model_id: str) -> dict:
+def retrieve_model(session: Session, registry: ModelRegistry, settings: Settings, model_id: str,
+                   project_id: str) -> dict:
+    if model_id.startswith("ft:"):
+        return catalog.resolve(session, registry, settings, model_id, project_id).to_model_object()
     info = registry.find(model_id)
     if info is None or info.source == "hub":
         # Hub ids are loadable on demand but are not "served models" until someone uses them.
-        raise NotFound(f"The model '{model_id}' does not exist or you do not have access to it.",
-                       param="model", code="model_not_found")
+        raise catalog.model_not_found(model_id)
     return model_object(info)
 
 
-def delete_model(registry: ModelRegistry, model_id: str, project_id: str) -> dict:
-    registry.unregister(model_id, project_id)
+def delete_model(session: Session, registry: ModelRegistry, settings: Settings, model_id: str,
+                 project_id: str) -> dict:
+    if model_id.startswith("ft:"):
+        catalog.delete_fine_tuned(session, settings, model_id, project_id)
+    else:
+        registry.unregister(model_id, project_id)
     return {"id": model_id, "object": "model", "deleted": True}
