@@ -141,3 +141,11 @@ def sdk(request, settings):
 def live_server():
     """``with live_server(settings) as server:`` runs a real uvicorn for the block."""
     return _live_server
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A random Llama chat model (hidden 256, 4 layers) with a ChatML BPE tokenizer, built once."""
+    from tuneforge.models_zoo.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))

@@ -18,7 +18,11 @@ from tuneforge.storage import BlobStore
 
 @dataclass
 class AppState:
-    """Everything the lifespan owns. Later subsystems (engine, worker) hang off ``extras``."""
+    """Everything the lifespan owns.
+
+    Subsystems started lazily or by later features (inference engine, training worker) keep their
+    handles in ``extras`` and register async shutdown callables with ``add_closer``.
+    """
 
     settings: Settings
     db: Database
@@ -26,6 +30,11 @@ class AppState:
     registry: ModelRegistry
     started_at: float
     extras: dict[str, Any] = field(default_factory=dict)
+
+
+    def add_closer(self, closer) -> None:
+        """``closer`` is an ``async def`` called at shutdown, last added first."""
+        self.extras.setdefault("closers", []).append(closer)
 
 
 def get_state(request: Request) -> AppState:
