@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from tuneforge import __version__
 from tuneforge.api.compat.router import router as compat_router
 from tuneforge.api.deps import AppState
-from tuneforge.api.errors import install_error_handlers
+from tuneforge.api.errors import error_response, install_error_handlers
 from tuneforge.api.v1.files import service as files_service
 from tuneforge.api.v1.files.router import router as files_router
 from tuneforge.api.v1.models.router import router as models_router
@@ -67,6 +67,12 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         started = time.perf_counter()
         try:
             response = await call_next(request)
+        except Exception:
+            # Handled here, not only by the app's Exception handler (which runs in the outermost
+            # middleware), so even a 500 carries its request id back to the client.
+            log.exception("unhandled error on %s %s", request.method, request.url.path)
+            response = error_response(500, "The server had an error while processing your request. "
+                                           "Quote the x-request-id header when you report it.", code="server_error")
         finally:
             request_id_var.reset(token)
         response.headers["x-request-id"] = request_id
