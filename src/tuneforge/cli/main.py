@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from tuneforge import __version__
-from tuneforge.cli import files, keys, models
+from tuneforge.cli import data, files, keys, models
 from tuneforge.cli.serve import serve
 
 app = typer.Typer(
@@ -18,6 +18,7 @@ app.command("serve")(serve)
 app.add_typer(keys.app, name="keys")
 app.add_typer(files.app, name="files")
 app.add_typer(models.app, name="models")
+app.add_typer(data.app, name="data", help="Convert, check, fix and count training data (offline).")
 
 
 def _version(value: bool) -> None:

@@ -139,7 +139,7 @@ def _html_sections(path: Path) -> list[Section]:
         elif el.name == "pre":
             text, kind = el.get_text(), "code"
         else:
-            text = el.get_text(" ", strip=True)
+            text = " ".join(el.get_text().split())
             kind = "heading" if el.name[0] == "h" and el.name[1:].isdigit() else (
                 "list_item" if el.name == "li" else "paragraph")
         if not text.strip():

@@ -87,6 +87,7 @@ def iter_jsonl(path: str | os.PathLike[str], *, progress: ProgressFn | None = No
                 progress(done)
             if lineno == 1 and raw.startswith(codecs.BOM_UTF8):
                 raw = raw[3:]
+            raw = raw.rstrip(b"\r\n")
             if not raw.strip():
                 continue
             try:

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from tuneforge.api.deps import AppState, get_principal, get_session, get_state
 from tuneforge.api.multipart import parse_multipart
 from tuneforge.api.v1.files import service
+from tuneforge.api.v1.files.check import CheckRequest, check_uploaded_file
 from tuneforge.api.v1.files.protocol import FileDeleted, FileList, FileObject
 from tuneforge.errors import InvalidRequest
 from tuneforge.projects import Principal
@@ -89,3 +90,12 @@ def file_content(file_id: str, state: AppState = Depends(get_state), session: Se
     return StreamingResponse(state.store.open_chunks(row.blob_key), media_type="application/octet-stream",
                              headers={"content-length": str(row.bytes),
                                       "content-disposition": f'attachment; filename="{safe}"'})
+
+
+@router.post("/files/{file_id}/check", summary="Check a training file (tuneforge extension)",
+             responses={200: {"description": "The data toolkit's JSON report"}})
+async def check_file(file_id: str, body: CheckRequest | None = None, state: AppState = Depends(get_state),
+                     principal: Principal = Depends(get_principal)) -> dict:
+    """Format checks, token statistics and epoch/cost estimates for an uploaded JSONL file."""
+    return await run_in_threadpool(check_uploaded_file, state, principal.project_id, file_id,
+                                   body or CheckRequest())

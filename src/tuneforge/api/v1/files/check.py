@@ -1,0 +1,74 @@
+"""``POST /v1/files/{id}/check`` — a tuneforge extension (OpenAI has no such endpoint).
+
+Runs the data toolkit's checks on an uploaded training file and returns its JSON report, so people
+see format problems, token counts and epoch/cost estimates before they start a job.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tuneforge import catalog
+from tuneforge.api.v1.files import service as files_service
+from tuneforge.errors import InvalidRequest
+
+OPENAI_ENCODINGS = ("cl100k_base", "o200k_base")
+
+
+class CheckRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(None, description="Count tokens with this model's tokenizer and check its "
+                                                "context length (default: the server's default model)")
+    tokenizer: str | None = Field(None, description="'cl100k_base' or 'o200k_base' for OpenAI-hosted jobs")
+    method: Literal["supervised", "dpo", "auto"] = "auto"
+    max_tokens: int | None = Field(None, ge=16, description="Per-example token limit (default: the context)")
+
+
+class TokenizerCache:
+    """Tokenizers are slow to load (seconds); keep the ones the server has used."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: dict[str, Any] = {}
+
+    def get(self, key: str, load) -> Any:
+        with self._lock:
+            if key not in self._items:
+                self._items[key] = load()
+            return self._items[key]
+
+
+def check_uploaded_file(state, project_id: str, file_id: str, request: CheckRequest) -> dict:
+    from tuneforge.data import check_file
+
+    with state.db.session() as session:
+        row = files_service.get_file(session, project_id, file_id)
+        path = files_service.file_path(state.store, row)
+        filename = row.filename
+        if request.tokenizer:
+            if request.tokenizer not in OPENAI_ENCODINGS:
+                raise InvalidRequest(f"'tokenizer' must be one of {', '.join(OPENAI_ENCODINGS)}.", param="tokenizer")
+            tokenizer_key, context = request.tokenizer, None
+        else:
+            served = catalog.resolve(session, state.registry, state.settings,
+                                     request.model or state.settings.default_model, project_id)
+            tokenizer_key, context = served.base_model, served.context_length
+
+    cache: TokenizerCache = state.extras.setdefault("tokenizers", TokenizerCache())
+    if tokenizer_key in OPENAI_ENCODINGS:
+        tokenizer: Any = tokenizer_key
+    else:
+        tokenizer = cache.get(tokenizer_key, lambda: state.registry.load_tokenizer(tokenizer_key))
+    # Fine-tuning files are JSONL whatever they are called (as on OpenAI); blobs have no extension.
+    report = check_file(path, tokenizer=tokenizer, max_tokens=request.max_tokens or context,
+                        method=request.method, assume_jsonl=True)
+    body = report.to_dict()
+    body["object"] = "tuneforge.file_check"
+    body["file_id"] = file_id
+    body["filename"] = filename
+    return body
+

