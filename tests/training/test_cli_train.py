@@ -1,0 +1,36 @@
+"""`tuneforge train` (upload + create + follow) and the `jobs` commands against a real server."""
+
+from __future__ import annotations
+
+import json
+
+from helpers import chat_lines, write_jsonl
+from typer.testing import CliRunner
+
+from tuneforge.cli.main import app
+
+
+def test_train_follow_and_jobs_commands(tiny_server, tmp_path):
+    client, server = tiny_server
+    data = write_jsonl(tmp_path / "chats.jsonl", chat_lines())
+    runner = CliRunner()
+    url = ["--base-url", server.base_url]
+    result = runner.invoke(app, ["train", str(data), "--model", "tiny-chat", "--suffix", "cli", "--epochs", "2",
+                                 "--batch-size", "4", "--lr-multiplier", "10", "--seed", "3", *url])
+    assert result.exit_code == 0, result.output
+    assert "Succeeded" in result.output and "ft:tiny-chat:default:cli:" in result.output
+    assert "Checkpoint created at step 3" in result.output  # events shown as they happen
+    job_id = next(j.id for j in client.fine_tuning.jobs.list())
+
+    listed = runner.invoke(app, ["jobs", "list", "--json", *url])
+    assert listed.exit_code == 0 and json.loads(listed.output)[0]["id"] == job_id
+    events = runner.invoke(app, ["jobs", "events", job_id, "--limit", "100", *url])
+    assert "Step 6/6" in events.output
+    ckpts = runner.invoke(app, ["jobs", "checkpoints", job_id, "--json", *url])
+    assert [c["step_number"] for c in json.loads(ckpts.output)] == [6, 3]
+    again = runner.invoke(app, ["jobs", "follow", job_id, "--json", *url])  # a finished job: replay, then exit
+    assert again.exit_code == 0
+    lines = [json.loads(x) for x in again.output.strip().splitlines()[:3]]
+    assert lines[0]["object"] == "fine_tuning.job.event"
+    missing = runner.invoke(app, ["jobs", "get", "ftjob-nope", *url])
+    assert missing.exit_code == 1 and "No fine-tuning job" in missing.output
