@@ -1,0 +1,93 @@
+"""HTTP helpers shared by the chat, completions and embeddings routers: raw JSON bodies (so upstream
+requests are forwarded untouched), validation errors in OpenAI's shape, the upstream passthrough, and
+cancelling non-streaming work when the client hangs up."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, ValidationError
+
+from tuneforge.api import sse
+from tuneforge.errors import InvalidRequest
+from tuneforge.inference.runtime import get_http
+from tuneforge.inference.upstream import Upstream, error_envelope, open_upstream
+
+log = logging.getLogger("tuneforge.api")
+
+_JSON_HINT = ("We could not parse the JSON body of your request. (HINT: This likely means you aren't using your "
+              "HTTP library correctly. The OpenAI API expects a JSON payload.)")
+
+
+async def read_json(request: Request) -> tuple[bytes, dict]:
+    raw = await request.body()
+    try:
+        payload = json.loads(raw)
+    except ValueError:
+        raise InvalidRequest(_JSON_HINT) from None
+    if not isinstance(payload, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    return raw, payload
+
+
+def validate(model: type[BaseModel], payload: dict):
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from None  # -> 400 in OpenAI's envelope
+
+
+def schema(model: type[BaseModel]) -> dict:
+    """OpenAPI request body for routes that read the raw body themselves."""
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}
+
+
+async def passthrough(state, upstream: Upstream, path: str, raw: bytes, request: Request) -> Response:
+    """Forward the request byte for byte; stream the answer back as it arrives (SSE included)."""
+    client = get_http(state)
+    response = await open_upstream(client, upstream, path, raw, dict(request.headers))
+    content_type = response.headers.get("content-type", "application/json")
+    if response.status_code >= 400 or "text/event-stream" not in content_type:
+        try:
+            body = await response.aread()
+        finally:
+            await response.aclose()
+        if response.status_code >= 400:
+            log.info("upstream %s answered %s on %s", upstream.name, response.status_code, path)
+            return Response(error_envelope(response.status_code, body, upstream), status_code=response.status_code,
+                            media_type="application/json")
+        return Response(body, status_code=response.status_code, media_type=content_type)
+
+    async def relay():
+        try:
+            async for part in response.aiter_raw():
+                yield part
+        finally:  # also when the client hangs up: the upstream stops generating too
+            await response.aclose()
+
+    return StreamingResponse(relay(), status_code=response.status_code, media_type=content_type,
+                             headers=sse.HEADERS)
+
+
+async def unless_disconnected(request: Request, work: Awaitable, poll: float = 0.25):
+    """Run ``work``; if the client disconnects first, cancel it (which cancels the generation)."""
+    task = asyncio.ensure_future(work)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=poll)
+            if done:
+                return task.result()
+            if await request.is_disconnected():
+                task.cancel()
+                log.info("client disconnected; generation cancelled")
+                return JSONResponse({"error": {"message": "Client disconnected.", "type": "invalid_request_error",
+                                               "param": None, "code": "client_disconnected"}}, status_code=499)
+    finally:
+        if not task.done():
+            task.cancel()

@@ -1,0 +1,98 @@
+"""Pieces of the engine that need no model: the JSON automaton, stop strings, token bytes, upstream config."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tuneforge.inference.jsonmode import JsonState
+from tuneforge.inference.tokens import StopText
+
+
+def _feed(text: str) -> JsonState | None:
+    state = JsonState()
+    return state if state.feed(text.encode()) else None
+
+
+@pytest.mark.parametrize("prefix", [
+    "", "  {", '{"a"', '{"a": 1', '{"a": -0.5e+3', '{"a": [1, 2, {"b": null}', '{"a": "x\\u00e9\\n', '{"a": tr',
+    '{"a": {}, "b": []', '{"a": "中文"', '{"k": 0',
+])
+def test_valid_prefixes_complete_to_parseable_objects(prefix):
+    state = _feed(prefix)
+    assert state is not None, prefix
+    text = prefix + state.completion().decode()
+    assert isinstance(json.loads(text), dict), text
+
+
+@pytest.mark.parametrize("bad", [
+    "[1]", '"top-level string"', "1", '{"a" 1', '{"a": 01', '{"a": tru e', '{a: 1}', '{"a": 1,}', '{"a": 1}}',
+    '{"a": "\x01"', '{"a": 1} extra', "{" + " " * 20, '{"a": .5', '{"a": "\\x"',
+])
+def test_invalid_prefixes_are_rejected(bad):
+    assert _feed(bad) is None, bad
+
+
+def test_done_state_accepts_nothing_more():
+    state = _feed('{"a": [1, "x"]}')
+    assert state is not None and state.done
+    assert not state.copy().feed(b" ")
+
+
+def test_stop_text_holds_back_partial_stop_and_cuts_at_the_stop():
+    stop = StopText(["END", "\n\n"])
+    out, hit = stop.push("Hello E")
+    assert (out, hit) == ("Hello ", False)  # "E" might start "END"
+    out, hit = stop.push("N")
+    assert (out, hit) == ("", False)
+    out, hit = stop.push("Dmore")
+    assert (out, hit) == ("", True)
+    assert stop.text == "Hello "
+    other = StopText(["END"])
+    assert other.push("Ex", final=False) == ("Ex", False)
+    assert other.push("tra", final=True) == ("tra", False)
+
+
+def test_token_table_bytes_roundtrip(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    from tuneforge.inference.tokens import Detokenizer, build_token_table
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    table = build_token_table(tokenizer, len(tokenizer) + 5)
+    text = "Hello! 我们的产品支持中文 {\"a\": 1}"
+    ids = tokenizer(text, add_special_tokens=False).input_ids
+    assert b"".join(table.token_bytes[i] for i in ids).decode() == text
+    assert table.token_bytes[tokenizer.convert_tokens_to_ids("<|im_end|>")] == b""
+    assert len(table.token_bytes) == len(tokenizer) + 5 and len(tokenizer) + 4 in table.special
+    detok = Detokenizer(tokenizer)
+    pieces = [detok.add(i) for i in ids]
+    assert "".join(pieces) + detok.flush() == text
+    assert all("\ufffd" not in p for p in pieces)  # never half a character
+
+
+def test_upstream_config_parsing_and_key_hygiene(tmp_path, monkeypatch):
+    from tuneforge.inference.upstream import UpstreamRouter, parse_upstreams
+
+    monkeypatch.setenv("MY_KEY", "sk-secret-from-env")
+    config = [{"name": "openai", "models": ["gpt-*", "ft:gpt-*"], "base_url": "http://proxy/v1",
+               "api_key_env": "MY_KEY"},
+              {"models": "claude-*", "base_url": "http://other/v1", "api_key": "sk-inline"}]
+    path = tmp_path / "upstreams.json"
+    path.write_text(json.dumps(config))
+    for value in (json.dumps(config), str(path)):
+        upstreams = parse_upstreams(value)
+        router = UpstreamRouter(upstreams)
+        assert router.match("gpt-4o-mini").name == "openai"
+        assert router.match("ft:gpt-4o-mini:acme::abc").name == "openai"
+        assert router.match("claude-3").name == "upstream1"
+        assert router.match("smollm2-135m-instruct") is None and router.match(None) is None
+        up = router.match("gpt-4o")
+        assert up.api_key == "sk-secret-from-env"
+        assert "sk-secret" not in repr(up) and "sk-secret" not in repr(upstreams)
+        assert up.headers({"Authorization": "Bearer client-key", "X-Custom": "1"}) == {
+            "X-Custom": "1", "Authorization": "Bearer sk-secret-from-env"}
+        assert str(up.client().base_url).rstrip("/") == "http://proxy/v1"
+    with pytest.raises(ValueError):
+        parse_upstreams('[{"models": ["x"]}]')

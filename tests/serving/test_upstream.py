@@ -1,0 +1,125 @@
+"""Upstream passthrough: a second tuneforge server on loopback plays "OpenAI behind the user's proxy"."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import httpx
+import numpy as np
+import openai
+import pytest
+from serving_support import QUESTION, Server
+
+ASK = [{"role": "user", "content": QUESTION}]
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory, models_cache, tiny_model_dir):
+    """(main, upstream, upstream key): the upstream requires an API key and serves 'up-tiny' and 'up-e5'."""
+    from tuneforge.db.session import Database
+    from tuneforge.projects import create_key
+    from tuneforge.registry import ModelRegistry
+    from tuneforge.settings import Settings
+
+    up_settings = Settings(data_dir=tmp_path_factory.mktemp("upstream") / "data", models_cache_dir=models_cache,
+                           embedding_model="up-e5")
+    up_settings.ensure_dirs()
+    db = Database(up_settings.resolved_database_url)
+    db.migrate()
+    ModelRegistry(up_settings, db).register("up-tiny", str(tiny_model_dir), None)
+    with db.session() as session:
+        key, _ = create_key(session, "default")
+    db.dispose()
+    upstream = Server(up_settings).start()
+    config = [{"name": "loopback", "models": ["up-*"], "base_url": upstream.base_url, "api_key": key},
+              {"name": "dead", "models": ["dead-*"], "base_url": "http://127.0.0.1:9/v1", "api_key": "sk-dead"}]
+    main_settings = Settings(data_dir=tmp_path_factory.mktemp("main") / "data", models_cache_dir=models_cache,
+                             upstreams=json.dumps(config), upstream_timeout_s=30)
+    main = Server(main_settings).start()
+    try:
+        yield main, upstream, key
+    finally:
+        main.stop()
+        upstream.stop()
+
+
+def test_chat_is_forwarded_with_the_upstream_key(pair, caplog):
+    caplog.set_level(logging.DEBUG)
+    main, upstream, key = pair
+    client = openai.OpenAI(base_url=main.base_url, api_key="sk-local-user", max_retries=0)
+    direct = openai.OpenAI(base_url=upstream.base_url, api_key=key, max_retries=0)
+    kwargs = dict(model="up-tiny", messages=ASK, max_tokens=8, seed=11, temperature=1)
+    via = client.chat.completions.create(**kwargs)
+    ref = direct.chat.completions.create(**kwargs)
+    assert via.model == "up-tiny" and via.choices[0].message.content == ref.choices[0].message.content
+    assert via.usage.model_dump() == ref.usage.model_dump()
+    stream = list(client.chat.completions.create(stream=True, stream_options={"include_usage": True}, **kwargs))
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == ref.choices[0].message.content
+    assert stream[-1].choices == [] and stream[-1].usage.completion_tokens == ref.usage.completion_tokens
+    assert len({c.id for c in stream}) == 1
+    assert key not in caplog.text
+
+
+def test_completions_and_embeddings_are_forwarded(pair):
+    main, upstream, key = pair
+    client = openai.OpenAI(base_url=main.base_url, api_key="x", max_retries=0)
+    direct = openai.OpenAI(base_url=upstream.base_url, api_key=key, max_retries=0)
+    c = client.completions.create(model="up-tiny", prompt="Hello", max_tokens=5, temperature=0)
+    assert c.choices[0].text == direct.completions.create(model="up-tiny", prompt="Hello", max_tokens=5,
+                                                          temperature=0).choices[0].text
+    streamed = "".join(ch.choices[0].text for ch in client.completions.create(
+        model="up-tiny", prompt="Hello", max_tokens=5, temperature=0, stream=True) if ch.choices)
+    assert streamed == c.choices[0].text
+    e = client.embeddings.create(model="up-e5", input=["hello", "world"])  # base64 through the proxy
+    vectors = np.array([d.embedding for d in e.data])
+    assert vectors.shape == (2, 384) and e.model == "up-e5"
+    local = client.embeddings.create(model="multilingual-e5-small", input=["hello"])  # still served locally
+    assert np.allclose(local.data[0].embedding, vectors[0], atol=1e-5)
+
+
+def test_upstream_errors_pass_through_in_the_envelope(pair):
+    main, _, key = pair
+    client = openai.OpenAI(base_url=main.base_url, api_key="x", max_retries=0)
+    with pytest.raises(openai.NotFoundError) as err:
+        client.chat.completions.create(model="up-missing", messages=ASK)
+    assert err.value.code == "model_not_found" and "up-missing" in err.value.message
+    with pytest.raises(openai.BadRequestError) as err:
+        client.chat.completions.create(model="up-tiny", messages=ASK, temperature=5)
+    assert err.value.param == "temperature"
+    with pytest.raises(openai.BadRequestError) as err:  # forwarded verbatim, even params we would reject
+        client.chat.completions.create(model="up-tiny", messages=ASK, tools=[{"type": "function",
+                                                                             "function": {"name": "f"}}])
+    assert err.value.param == "tools"
+    assert key not in json.dumps(err.value.body)
+    with pytest.raises(openai.InternalServerError) as err:
+        client.chat.completions.create(model="dead-model", messages=ASK)
+    assert err.value.status_code == 502 and err.value.code == "upstream_unavailable"
+    assert "sk-dead" not in err.value.message
+
+
+def test_models_list_merges_reachable_upstreams(pair):
+    main, _, _ = pair
+    client = openai.OpenAI(base_url=main.base_url, api_key="x", max_retries=0)
+    started = time.perf_counter()
+    ids = [m.id for m in client.models.list()]
+    assert "up-tiny" in ids and "up-e5" in ids and "multilingual-e5-small" in ids
+    assert "smollm2-135m-instruct" in ids and not any(i.startswith("dead-") for i in ids)
+    assert time.perf_counter() - started < 5
+    got = client.models.retrieve("up-tiny")
+    assert got.model_extra["tuneforge"] == {"source": "upstream", "upstream": "loopback"}
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("up-nothing")
+    raw = httpx.get(main.base_url + "/models").text
+    assert "base_url" not in raw and "api_key" not in raw
+
+
+def test_router_api_for_other_subsystems(pair):
+    from tuneforge.inference.upstream import get_router
+
+    main, _, _ = pair
+    router = get_router(main.app.state.tuneforge.settings)
+    upstream = router.match("up-tiny")
+    assert upstream is not None and router.match("smollm2-135m-instruct") is None
+    assert "up-tiny" in [m.id for m in upstream.client().models.list()]  # a ready openai.OpenAI
