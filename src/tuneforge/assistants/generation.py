@@ -1,0 +1,91 @@
+"""Generating an answer with the serving engine (``tuneforge.inference``), from a worker thread.
+
+This adapter only uses the engine's public API — ``info(base)`` for the tokenizer and context
+length, ``generate(request)`` for a blocking stream of ``Delta``/``Finish`` events — plus the
+serving code's chat-template rendering, so a fine-tuned model sees prompts shaped as it was trained.
+The engine is the one the chat API uses (``tuneforge.inference.runtime.get_engine``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from tuneforge.errors import ServerError
+
+DEFAULT_MAX_COMPLETION = 512
+
+
+def engine_for(state):
+    """The app's generation engine, shared with the chat API (created on first use)."""
+    from tuneforge.inference.runtime import get_engine
+
+    return get_engine(state)
+
+
+@dataclass
+class Model:
+    """A resolved model ready to count and generate."""
+
+    id: str
+    base_model: str
+    adapter_dir: object
+    tokenizer: object
+    template: str | None
+    context_length: int
+
+    def count(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def render(self, messages: list[dict]) -> list[int]:
+        from tuneforge.inference.prompts import render_chat
+
+        return render_chat(self.tokenizer, messages, self.template)
+
+    def count_messages(self, messages: list[dict]) -> int:
+        return len(self.render(messages))
+
+
+@dataclass
+class Outcome:
+    text: str
+    finish_reason: str  # "stop" | "length" | "cancelled"
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class EngineBackend:
+    def __init__(self, state):
+        self.state = state
+
+    def model(self, session, model_id: str, project_id: str) -> Model:
+        from tuneforge import catalog
+        from tuneforge.inference.prompts import adapter_chat_template
+
+        served = catalog.resolve(session, self.state.registry, self.state.settings, model_id, project_id)
+        info = engine_for(self.state).info(served.base_model)
+        return Model(served.id, served.base_model, served.adapter_dir, info.tokenizer,
+                     adapter_chat_template(served.adapter_dir), int(served.context_length or info.context_length))
+
+    def generate(self, model: Model, messages: list[dict], *, max_tokens: int, temperature: float, top_p: float,
+                 on_delta: Callable[[str], None], should_stop: Callable[[], bool]) -> Outcome:
+        from tuneforge.inference.batch import Delta, Finish, GenerationRequest
+        from tuneforge.inference.sampling import SamplingParams
+
+        prompt = model.render(messages)
+        request = GenerationRequest(model.base_model, model.adapter_dir, prompt,
+                                    SamplingParams(max_tokens=max_tokens, temperature=temperature, top_p=top_p))
+        parts: list[str] = []
+        events: Iterator = engine_for(self.state).generate(request, timeout=600)
+        try:
+            for event in events:
+                if isinstance(event, Delta) and event.text:
+                    parts.append(event.text)
+                    on_delta(event.text)
+                elif isinstance(event, Finish):
+                    return Outcome(event.text, event.reason, len(prompt), event.completion_tokens)
+                if should_stop():
+                    return Outcome("".join(parts), "cancelled", len(prompt), len(parts))
+        finally:
+            events.close()  # cancels the request in the engine if it is still running
+        raise ServerError("The generation engine stopped without finishing the answer.")

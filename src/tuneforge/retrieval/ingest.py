@@ -1,0 +1,242 @@
+"""Background ingestion: a vector-store file (status ``in_progress``) becomes searchable chunks.
+
+Every step of one file runs outside any database transaction except the last, which writes the
+chunks, flips the file to ``completed`` and bumps the store's revision atomically — guarded by
+the file still being ``in_progress``, so a file cancelled or deleted meanwhile leaves nothing
+behind. A broken file fails alone, with ``last_error`` saying why. Files waiting when the server
+stopped are picked up again at start-up (:meth:`Ingestor.resume`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import queue
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+
+from sqlalchemy import select, update
+
+from tuneforge.db.models import FileRecord, VectorStoreChunkRow, VectorStoreFileRow, VectorStoreRow
+from tuneforge.retrieval import embeddings
+from tuneforge.retrieval.chunking import chunk_sections
+from tuneforge.retrieval.keyword import tokenize
+
+log = logging.getLogger("tuneforge.retrieval")
+
+EMBED_BATCH = 16
+
+
+class _Stopped(Exception):
+    """The file left ``in_progress`` (cancelled, deleted) while it was being processed."""
+
+
+def _fail(db, vector_store_id: str, file_id: str, code: str, message: str) -> None:
+    with db.session() as session:
+        row = session.get(VectorStoreFileRow, (vector_store_id, file_id))
+        if row is not None and row.status == "in_progress":
+            row.status = "failed"
+            row.last_error = json.dumps({"code": code, "message": message[:1000]})
+
+
+def _still_wanted(db, vector_store_id: str, file_id: str) -> bool:
+    with db.session() as session:
+        status = session.scalar(select(VectorStoreFileRow.status).where(
+            VectorStoreFileRow.vector_store_id == vector_store_id, VectorStoreFileRow.file_id == file_id))
+        return status == "in_progress"
+
+
+def read_sections(path: Path, filename: str):
+    """The data toolkit picks a reader by extension; blobs have none, so give it a named link."""
+    from tuneforge.data import extract_text
+
+    tmp = tempfile.mkdtemp(prefix="tf-ingest-")
+    try:
+        named = Path(tmp) / (Path(filename).name or "file.txt")
+        try:
+            os.symlink(path, named)
+        except OSError:
+            shutil.copyfile(path, named)
+        return extract_text(named)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def embedding_text(chunk) -> str:
+    """The heading is added when the chunk does not start with it: "what is this about" matters
+    to both retrievers when a chunk is the middle of a long section."""
+    if chunk.heading and not chunk.text.startswith(chunk.heading[:40]):
+        return f"{chunk.heading}\n{chunk.text}"
+    return chunk.text
+
+
+def ingest_file(db, store, vector_store_id: str, file_id: str) -> str | None:
+    """Process one vector-store file; returns its final status (None when it was not pending)."""
+    with db.session() as session:
+        row = session.get(VectorStoreFileRow, (vector_store_id, file_id))
+        if row is None or row.status != "in_progress":
+            return None
+        project_id, strategy = row.project_id, json.loads(row.chunking_strategy)["static"]
+        file = session.get(FileRecord, file_id)
+        if file is None or file.project_id != project_id:
+            missing = True
+        else:
+            missing, path, filename = False, store.path(file.blob_key), file.filename
+    if missing:
+        _fail(db, vector_store_id, file_id, "invalid_file", f"File {file_id} no longer exists.")
+        return "failed"
+    try:
+        sections = read_sections(path, filename)
+    except Exception as exc:  # noqa: BLE001 - any reader failure is this file's failure, not the worker's
+        from tuneforge.data import ReadError
+
+        code = "unsupported_file" if isinstance(exc, ReadError) and "cannot extract" in str(exc) else "invalid_file"
+        message = str(exc).replace(str(Path(tempfile.gettempdir())), "") if isinstance(exc, ReadError) else \
+            f"{filename}: could not be read ({type(exc).__name__}: {exc})"
+        _fail(db, vector_store_id, file_id, code, message)
+        return "failed"
+    chunks = chunk_sections(sections, max_tokens=strategy["max_chunk_size_tokens"],
+                            overlap=strategy["chunk_overlap_tokens"])
+    if not chunks:
+        _fail(db, vector_store_id, file_id, "invalid_file", f"{filename}: no text could be extracted.")
+        return "failed"
+    texts = [embedding_text(c) for c in chunks]
+    shas = [hashlib.sha256(t.encode()).hexdigest() for t in texts]
+    try:
+        vectors = _embed(db, vector_store_id, file_id, project_id, texts, shas)
+    except _Stopped:
+        return None
+    terms = [" ".join(tokenize(t)) for t in texts]
+    with db.session() as session:
+        row = session.get(VectorStoreFileRow, (vector_store_id, file_id))
+        if row is None or row.status != "in_progress":
+            return None
+        usage = 0
+        for chunk, sha, vec, term in zip(chunks, shas, vectors, terms, strict=True):
+            usage += len(chunk.text.encode()) + len(vec)
+            session.add(VectorStoreChunkRow(vector_store_id=vector_store_id, project_id=project_id, file_id=file_id,
+                                            position=chunk.position, text=chunk.text, tokens=chunk.tokens,
+                                            terms=term, meta=json.dumps(chunk.meta(), ensure_ascii=False),
+                                            sha256=sha, embedding=vec))
+        row.status, row.usage_bytes, row.chunk_count, row.last_error = "completed", usage, len(chunks), None
+        session.execute(update(VectorStoreRow).where(VectorStoreRow.id == vector_store_id)
+                        .values(revision=VectorStoreRow.revision + 1))
+    log.info("ingested %s into %s: %d chunks", file_id, vector_store_id, len(chunks))
+    return "completed"
+
+
+def _embed(db, vector_store_id, file_id, project_id, texts: list[str], shas: list[str]) -> list[bytes]:
+    """Embeddings as float32 bytes; a chunk text this project embedded before is not embedded again
+    (the same file in two stores, or re-added after a delete)."""
+    known: dict[str, bytes] = {}
+    with db.session() as session:
+        wanted = sorted(set(shas))
+        for start in range(0, len(wanted), 500):
+            for sha, blob in session.execute(
+                    select(VectorStoreChunkRow.sha256, VectorStoreChunkRow.embedding)
+                    .where(VectorStoreChunkRow.project_id == project_id,
+                           VectorStoreChunkRow.sha256.in_(wanted[start:start + 500]))):
+                known.setdefault(sha, blob)
+    todo = [i for i, sha in enumerate(shas) if sha not in known]
+    for start in range(0, len(todo), EMBED_BATCH):
+        if start and not _still_wanted(db, vector_store_id, file_id):
+            raise _Stopped
+        batch = todo[start:start + EMBED_BATCH]
+        for i, vec in zip(batch, embeddings.embed_passages([texts[i] for i in batch]), strict=True):
+            known[shas[i]] = embeddings.to_bytes(vec)
+    return [known[sha] for sha in shas]
+
+
+class Ingestor:
+    """One background thread working through pending vector-store files in arrival order.
+
+    One thread is enough: the embedder already uses every core for each batch.
+    """
+
+    def __init__(self, db, store):
+        self.db, self.store = db, store
+        self._queue: queue.Queue = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._pending = 0
+
+    def submit(self, vector_store_id: str, file_id: str) -> None:
+        with self._lock:
+            self._pending += 1
+            self._idle.clear()
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="tuneforge-ingest", daemon=True)
+                self._thread.start()
+        self._queue.put((vector_store_id, file_id))
+
+    def resume(self) -> int:
+        """Queue every file left ``in_progress`` (the server stopped while they waited)."""
+        with self.db.session() as session:
+            pending = session.execute(select(VectorStoreFileRow.vector_store_id, VectorStoreFileRow.file_id)
+                                      .where(VectorStoreFileRow.status == "in_progress")
+                                      .order_by(VectorStoreFileRow.created_at)).all()
+        for vs_id, file_id in pending:
+            self.submit(vs_id, file_id)
+        return len(pending)
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        return self._idle.wait(timeout)
+
+    def close(self, timeout: float = 10) -> None:
+        with self._lock:
+            thread = self._thread
+        if thread is not None:
+            self._queue.put(None)
+            thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            vs_id, file_id = item
+            try:
+                ingest_file(self.db, self.store, vs_id, file_id)
+            except Exception as exc:  # noqa: BLE001 - keep the worker alive; the file records the failure
+                log.exception("ingesting %s into %s failed", file_id, vs_id)
+                try:
+                    _fail(self.db, vs_id, file_id, "server_error", f"Ingestion failed: {type(exc).__name__}: {exc}")
+                except Exception:  # noqa: BLE001
+                    log.exception("could not record the failure of %s", file_id)
+            finally:
+                with self._lock:
+                    self._pending -= 1
+                    if self._pending <= 0:
+                        self._idle.set()
+
+
+_state_lock = threading.Lock()
+
+
+def ingestor_for(state) -> Ingestor:
+    """The app's ingestor (``state.extras["ingestor"]``), created on first use; closed at shutdown."""
+    with _state_lock:
+        ingestor = state.extras.get("ingestor")
+        if ingestor is None:
+            ingestor = state.extras["ingestor"] = Ingestor(state.db, state.store)
+
+            async def _close() -> None:
+                from starlette.concurrency import run_in_threadpool
+
+                await run_in_threadpool(ingestor.close)
+
+            state.add_closer(_close)
+        return ingestor
+
+
+def start(state) -> None:
+    """Lifespan hook: pick up files whose ingestion a previous run of the server did not finish."""
+    pending = ingestor_for(state).resume()
+    if pending:
+        log.info("resuming ingestion of %d vector-store file(s)", pending)
