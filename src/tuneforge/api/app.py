@@ -4,21 +4,30 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from tuneforge import __version__
+from tuneforge.api.compat.chat import router as compat_chat_router
+from tuneforge.api.compat.fine_tuning import router as compat_fine_tuning_router
 from tuneforge.api.compat.router import router as compat_router
 from tuneforge.api.deps import AppState
-from tuneforge.api.errors import error_response, install_error_handlers
+from tuneforge.api.errors import install_error_handlers
+from tuneforge.api.middleware import RequestContextMiddleware
+from tuneforge.api.v1.assistants.router import router as assistants_router
+from tuneforge.api.v1.chat.router import router as chat_router
+from tuneforge.api.v1.completions.router import router as completions_router
+from tuneforge.api.v1.embeddings.router import router as embeddings_router
 from tuneforge.api.v1.files import service as files_service
 from tuneforge.api.v1.files.router import router as files_router
+from tuneforge.api.v1.fine_tuning.router import router as fine_tuning_router
+from tuneforge.api.v1.masks.router import router as masks_router
 from tuneforge.api.v1.models.router import router as models_router
+from tuneforge.api.v1.threads.router import router as threads_router
+from tuneforge.api.v1.vector_stores.router import router as vector_stores_router
 from tuneforge.db.session import Database
-from tuneforge.logging_setup import request_id_var
 from tuneforge.projects import DEFAULT_PROJECT, get_or_create_project
 from tuneforge.registry import ModelRegistry
 from tuneforge.settings import Settings, get_settings
@@ -47,6 +56,15 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         started = time.perf_counter()
         state = await run_in_threadpool(_open_state, settings)
         app.state.tuneforge = state
+        from tuneforge.training.worker import start_in_process  # a polling thread; training runs in children
+
+        start_in_process(state)
+        from tuneforge.retrieval.ingest import start as start_ingestion  # resumes unfinished files
+
+        start_ingestion(state)
+        from tuneforge.assistants.executor import start as start_runs  # resumes queued runs
+
+        start_runs(state)
         log.info("tuneforge %s ready in %.2f s (data dir %s)", __version__, time.perf_counter() - started,
                  settings.data_dir)
         try:
@@ -60,26 +78,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
                   description="Self-hosted, OpenAI-compatible fine-tuning and serving.")
     install_error_handlers(app)
 
-    @app.middleware("http")
-    async def request_context(request: Request, call_next):
-        request_id = request.headers.get("x-request-id") or f"req_{uuid.uuid4().hex}"
-        token = request_id_var.set(request_id)
-        started = time.perf_counter()
-        try:
-            response = await call_next(request)
-        except Exception:
-            # Handled here, not only by the app's Exception handler (which runs in the outermost
-            # middleware), so even a 500 carries its request id back to the client.
-            log.exception("unhandled error on %s %s", request.method, request.url.path)
-            response = error_response(500, "The server had an error while processing your request. "
-                                           "Quote the x-request-id header when you report it.", code="server_error")
-        finally:
-            request_id_var.reset(token)
-        response.headers["x-request-id"] = request_id
-        log.info("%s %s -> %s", request.method, request.url.path, response.status_code,
-                 extra={"fields": {"ms": round((time.perf_counter() - started) * 1000, 1),
-                                   "request_id": request_id}})
-        return response
+    app.add_middleware(RequestContextMiddleware)
 
     @app.get("/health", tags=["ops"])
     def health() -> dict:
@@ -87,5 +86,15 @@ def build_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(files_router, prefix="/v1")
     app.include_router(models_router, prefix="/v1")
+    app.include_router(chat_router, prefix="/v1")
+    app.include_router(completions_router, prefix="/v1")
+    app.include_router(embeddings_router, prefix="/v1")
+    app.include_router(fine_tuning_router, prefix="/v1")
+    app.include_router(vector_stores_router, prefix="/v1")
+    app.include_router(assistants_router, prefix="/v1")
+    app.include_router(threads_router, prefix="/v1")
+    app.include_router(masks_router, prefix="/v1")
     app.include_router(compat_router)
+    app.include_router(compat_chat_router)
+    app.include_router(compat_fine_tuning_router)
     return app

@@ -5,8 +5,12 @@ from __future__ import annotations
 import typer
 
 from tuneforge import __version__
-from tuneforge.cli import data, files, keys, models
+from tuneforge.cli import data, files, jobs, kb, keys, masks, models
+from tuneforge.cli.ask import ask
+from tuneforge.cli.chat import chat, compare
 from tuneforge.cli.serve import serve
+from tuneforge.cli.train import train
+from tuneforge.cli.worker import worker
 
 app = typer.Typer(
     name="tuneforge",
@@ -15,10 +19,18 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("serve")(serve)
+app.command("chat")(chat)
+app.command("compare")(compare)
 app.add_typer(keys.app, name="keys")
 app.add_typer(files.app, name="files")
 app.add_typer(models.app, name="models")
 app.add_typer(data.app, name="data", help="Convert, check, fix and count training data (offline).")
+app.add_typer(jobs.app, name="jobs")
+app.command("train")(train)
+app.command("worker")(worker)
+app.add_typer(kb.app, name="kb")
+app.command("ask")(ask)
+app.add_typer(masks.app, name="masks")
 
 
 def _version(value: bool) -> None:
