@@ -44,7 +44,7 @@ def test_cli_one_shot_json_and_streaming(serving):
     url = ["--base-url", serving.server.base_url]
     result = _cli(["chat", FT_RED, "-m", QUESTION, "--temperature", "0", "--json", *url])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["choices"][0]["message"]["content"] == ANSWERS["red"]
+    assert json.loads(result.stdout)["choices"][0]["message"]["content"] == ANSWERS["red"]
     result = _cli(["chat", "--model", FT_BLUE, "-m", QUESTION, "-t", "0", *url])
     assert result.exit_code == 0 and ANSWERS["blue"] in result.output
     result = _cli(["chat", "no-such-model", "-m", "hi", *url])
@@ -67,7 +67,7 @@ def test_cli_compare_side_by_side(serving):
     url = ["--base-url", serving.server.base_url]
     result = _cli(["compare", FT_RED, FT_BLUE, "-m", QUESTION, "-t", "0", "--json", *url])
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     assert [d["model"] for d in data] == [FT_RED, FT_BLUE]
     assert [d["response"]["choices"][0]["message"]["content"] for d in data] == [ANSWERS["red"], ANSWERS["blue"]]
     table = _cli(["compare", FT_RED, FT_BLUE, "-m", QUESTION, "-t", "0", *url])
