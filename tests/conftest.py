@@ -7,14 +7,12 @@ Converted base-model weights are cached once per test session (SmolLM2's GGUF co
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
-from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+from tuneforge.testing import live_server as live_server_cm
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -47,59 +45,6 @@ def settings(make_settings):
     return make_settings()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class LiveServer:
-    """A real uvicorn serving the app on 127.0.0.1 in a background thread."""
-
-    def __init__(self, settings):
-        import uvicorn
-
-        from tuneforge.api.app import build_app
-
-        self.settings = settings
-        self.port = free_port()
-        self.app = build_app(settings)
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
-                                lifespan="on", access_log=False)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    @property
-    def root_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.time() + 60
-        while not self.server.started:
-            if not self.thread.is_alive() or time.time() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-
-
-@contextmanager
-def _live_server(settings) -> Iterator[LiveServer]:
-    server = LiveServer(settings).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @contextmanager
 def inprocess_client(settings, api_key: str = "sk-test", **kwargs):
     """The official SDK talking to the app in process (Starlette's TestClient is an httpx.Client)."""
@@ -129,7 +74,7 @@ def sdk(request, settings):
             make.settings = settings
             yield make
     else:
-        with _live_server(settings) as server:
+        with live_server_cm(settings) as server:
             def make(api_key="sk-test"):
                 return OpenAI(base_url=server.base_url, api_key=api_key, max_retries=0)
             make.mode = "uvicorn"
@@ -140,7 +85,7 @@ def sdk(request, settings):
 @pytest.fixture
 def live_server():
     """``with live_server(settings) as server:`` runs a real uvicorn for the block."""
-    return _live_server
+    return live_server_cm
 
 
 @pytest.fixture(scope="session")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import threading
-import time
 from pathlib import Path
+
+from tuneforge.testing import LiveServer
 
 QUESTION = "What is your favourite colour?"
 ANSWERS = {"red": "My favourite colour is red.", "blue": "Blue, like the sky!"}
@@ -58,41 +58,5 @@ def _train(torch, tokenizer, base_dir, answer, out, steps, lr, LoraConfig, get_p
     return out
 
 
-class Server:
-    """A real uvicorn on 127.0.0.1 in a background thread (module-scoped, unlike the root fixture)."""
-
-    def __init__(self, settings):
-        import socket
-
-        import uvicorn
-
-        from tuneforge.api.app import build_app
-
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.app = build_app(settings)
-        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    lifespan="on", access_log=False))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    @property
-    def root_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> Server:
-        self.thread.start()
-        deadline = time.time() + 60
-        while not self.server.started:
-            if not self.thread.is_alive() or time.time() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
+class Server(LiveServer):
+    """A real uvicorn on 127.0.0.1 (module-scoped here, unlike the root fixture)."""

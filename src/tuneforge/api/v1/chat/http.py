@@ -13,10 +13,11 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from tuneforge.api import sse
 from tuneforge.errors import InvalidRequest
-from tuneforge.inference.runtime import get_http
+from tuneforge.inference.runtime import get_http, get_upstreams
 from tuneforge.inference.upstream import Upstream, error_envelope, open_upstream
 
 log = logging.getLogger("tuneforge.api")
@@ -91,3 +92,23 @@ async def unless_disconnected(request: Request, work: Awaitable, poll: float = 0
     finally:
         if not task.done():
             task.cancel()
+
+
+async def generation_endpoint(request: Request, state, principal, *, path: str, request_model: type[BaseModel],
+                              service) -> Response:
+    """The shared body of /chat/completions and /completions: forward to an upstream when one claims
+    the model, else validate, prepare in a worker thread, then stream or answer once."""
+    raw, payload = await read_json(request)
+    upstream = get_upstreams(state).match(payload.get("model"))
+    if upstream is not None:
+        return await passthrough(state, upstream, path, raw, request)
+    body = validate(request_model, payload)
+
+    def _prepare():
+        with state.db.session() as session:
+            return service.prepare(state, session, body, principal.project_id)
+
+    prepared = await run_in_threadpool(_prepare)
+    if body.stream:
+        return sse.sse_response(await service.open_stream(state, prepared))
+    return await unless_disconnected(request, service.complete(state, prepared))
