@@ -178,12 +178,14 @@ def check_file(
     return checker.finish()
 
 
-def load_chat_examples(path: str | os.PathLike[str], *, method: str = "supervised", strict: bool = True) -> list[dict[str, Any]]:
+def load_chat_examples(path: str | os.PathLike[str], *, method: str = "supervised", strict: bool = True,
+                       assume_jsonl: bool = False) -> list[dict[str, Any]]:
     """Load a validated chat (or DPO) JSONL file into a list of examples for training.
 
     With ``strict`` (default) any error raises :class:`DataValidationError` carrying the report
-    (its message is the OpenAI-style summary); otherwise examples with errors are skipped."""
-    report = check_file(path, method=method)
+    (its message is the OpenAI-style summary); otherwise examples with errors are skipped.
+    ``assume_jsonl`` as in :func:`check_file` (for stored uploads, which have no extension)."""
+    report = check_file(path, method=method, assume_jsonl=assume_jsonl)
     if strict and not report.ok:
         raise DataValidationError(report)
     if report.unusable:

@@ -12,25 +12,12 @@ every label masked (loss 0, nothing learnt) and an end-of-turn token that is nev
 
 from __future__ import annotations
 
-import os
 import random
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 IGNORE = -100
 _SENTINEL = "Zq7 sentinel answer"
-
-
-def jsonl_view(blob: Path, folder: Path, name: str) -> Path:
-    """A ``<name>.jsonl`` link to a stored blob: the data toolkit decides the format by suffix and
-    blobs have none."""
-    folder.mkdir(parents=True, exist_ok=True)
-    link = folder / f"{name}.jsonl"
-    if link.is_symlink() or link.exists():
-        link.unlink()
-    os.symlink(blob, link)
-    return link
 
 
 class TrainingDataError(ValueError):

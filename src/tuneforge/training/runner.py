@@ -42,7 +42,7 @@ def run_job(settings, db, job_id: str, worker_id: str, stop: threading.Event) ->
     from tuneforge.training import checkpoints as ck
     from tuneforge.training import store
     from tuneforge.training.config import TrainingConfig, base_learning_rate, resolve_hyperparameters
-    from tuneforge.training.data import ChatFormat, jsonl_view
+    from tuneforge.training.data import ChatFormat
     from tuneforge.training.flops import cpu_count
     from tuneforge.training.reporter import DbReporter, model_name
     from tuneforge.training.trainer import Trainer, load_model
@@ -68,9 +68,9 @@ def run_job(settings, db, job_id: str, worker_id: str, stop: threading.Event) ->
     rep.stop = stop
     rep.event("Fine-tuning job started.", key="started")
 
-    views = settings.data_dir / "tmp" / job_id
-    train_examples = load_chat_examples(jsonl_view(train_path, views, "training_file"), method=job.method_type)
-    valid_examples = (load_chat_examples(jsonl_view(valid_path, views, "validation_file"), method=job.method_type)
+    # Stored uploads have no extension; training files are JSONL whatever they were called.
+    train_examples = load_chat_examples(train_path, method=job.method_type, assume_jsonl=True)
+    valid_examples = (load_chat_examples(valid_path, method=job.method_type, assume_jsonl=True)
                       if valid_path else [])
     hp = resolve_hyperparameters(store.loads(job.hyperparameters, {}), job.method_type, len(train_examples))
 

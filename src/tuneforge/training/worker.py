@@ -147,9 +147,7 @@ class Worker:
                 error = {"code": f"invalid_{param}", "param": param,
                          "message": f"The {label} was deleted before the job started."}
                 break
-            from tuneforge.training.data import jsonl_view
-
-            report = check_file(jsonl_view(path, self.settings.data_dir / "tmp" / job_id, param), method=method)
+            report = check_file(path, method=method, assume_jsonl=True)  # blobs have no extension
             if not report.ok:
                 error = {"code": f"invalid_{param}", "param": param,
                          "message": report.summary_message(file_label=label)}
