@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import httpx
 import openai
 from typer.testing import CliRunner
 
@@ -52,6 +53,16 @@ def test_kb_and_ask_from_the_cli(settings, live_server, tiny_model_dir, tmp_path
         again = run(server, "ask", "--kb", "manuals", "--model", "tiny-chat", "--max-tokens", "4", "router reset?")
         assert again.exit_code == 0 and "nimbus-router-manual.md" in again.output
         assert len(openai.OpenAI(base_url=server.base_url, api_key="x").beta.assistants.list().data) == 1  # reused
+        # the simple API's POST /kb/ask answers from the same knowledge base, with citations
+        simple = httpx.post(server.root_url + "/kb/ask", timeout=120, json={
+            "text": "How do I reset the router to factory settings?", "kb": "manuals", "model": "tiny-chat",
+            "max_tokens": 8}).json()
+        assert simple["info"] == "ok"
+        assert simple["response"]["citations"][0]["filename"] == "nimbus-router-manual.md"
+        assert simple["response"]["status"] in ("completed", "incomplete") and simple["response"]["id"].startswith("run_")
+        assert len(openai.OpenAI(base_url=server.base_url, api_key="x").beta.assistants.list().data) == 1
+        unknown = httpx.post(server.root_url + "/kb/ask", json={"text": "hi", "kb": "nope"})
+        assert unknown.status_code == 404 and unknown.json()["error"]["param"] == "kb"
         assert run(server, "masks", "list").exit_code == 0
         assert run(server, "kb", "delete", "manuals").exit_code == 0
         missing = run(server, "kb", "search", "manuals", "x")

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from tuneforge import __version__
 from tuneforge.api.compat.chat import router as compat_chat_router
 from tuneforge.api.compat.fine_tuning import router as compat_fine_tuning_router
+from tuneforge.api.compat.kb import router as compat_kb_router
 from tuneforge.api.compat.router import router as compat_router
 from tuneforge.api.deps import AppState
 from tuneforge.api.errors import install_error_handlers
@@ -97,4 +98,5 @@ def build_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(compat_router)
     app.include_router(compat_chat_router)
     app.include_router(compat_fine_tuning_router)
+    app.include_router(compat_kb_router)
     return app
