@@ -69,7 +69,9 @@ class Env:
 
     @property
     def engine(self):
-        return self.server.app.state.tuneforge.extras["engine"]
+        from tuneforge.inference.runtime import get_engine
+
+        return get_engine(self.server.app.state.tuneforge)  # the server's engine, created on first use
 
     def client(self, **kwargs):
         from openai import OpenAI

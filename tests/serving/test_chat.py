@@ -283,13 +283,18 @@ def test_disconnect_mid_stream_stops_generation(serving):
     assert engine.loaded()[TINY]["batch"] == 0
 
 
-def test_disconnect_while_waiting_for_a_non_streaming_answer_stops_generation(serving):
+def test_disconnect_while_waiting_for_a_non_streaming_answer_stops_generation(serving, tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    # end-of-turn tokens banned: the answer runs to max_tokens, far longer than the client waits
+    never_stop = {str(tokenizer.convert_tokens_to_ids(t)): -100 for t in ("<|im_end|>", "<|endoftext|>")}
     engine = serving.engine
     stats = engine.stats
     cancelled = stats.rows_cancelled
     with pytest.raises(httpx.TimeoutException):  # the client gives up before the answer is ready
-        httpx.post(serving.server.base_url + "/chat/completions", timeout=1.0, json={
-            "model": TINY, "messages": ASK, "max_tokens": 900, "temperature": 1})
+        httpx.post(serving.server.base_url + "/chat/completions", timeout=0.5, json={
+            "model": TINY, "messages": ASK, "max_tokens": 900, "temperature": 1, "logit_bias": never_stop})
     deadline = time.time() + 10
     while stats.rows_cancelled == cancelled and time.time() < deadline:
         time.sleep(0.05)
