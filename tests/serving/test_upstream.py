@@ -33,7 +33,7 @@ def pair(tmp_path_factory, models_cache, tiny_model_dir):
         key, _ = create_key(session, "default")
     db.dispose()
     upstream = Server(up_settings).start()
-    config = [{"name": "loopback", "models": ["up-*"], "base_url": upstream.base_url, "api_key": key},
+    config = [{"name": "loopback", "models": ["up-*", "ft:up-*"], "base_url": upstream.base_url, "api_key": key},
               {"name": "dead", "models": ["dead-*"], "base_url": "http://127.0.0.1:9/v1", "api_key": "sk-dead"}]
     main_settings = Settings(data_dir=tmp_path_factory.mktemp("main") / "data", models_cache_dir=models_cache,
                              upstreams=json.dumps(config), upstream_timeout_s=30)
@@ -123,3 +123,49 @@ def test_router_api_for_other_subsystems(pair):
     upstream = router.match("up-tiny")
     assert upstream is not None and router.match("smollm2-135m-instruct") is None
     assert "up-tiny" in [m.id for m in upstream.client().models.list()]  # a ready openai.OpenAI
+
+
+def test_fine_tuning_jobs_for_upstream_models_run_there(pair):
+    from tuneforge.api.v1.fine_tuning import upstream as upstream_jobs
+    from tuneforge.db.session import Database
+    from tuneforge.inference.runtime import get_upstreams
+
+    main, upstream, key = pair
+    client = openai.OpenAI(base_url=main.base_url, api_key="sk-local-user", max_retries=0)
+    direct = openai.OpenAI(base_url=upstream.base_url, api_key=key, max_retries=0)
+    rows = [{"messages": [{"role": "user", "content": f"What is {i} plus {i}?"},
+                          {"role": "assistant", "content": f"It is {2 * i}."}]} for i in range(12)]
+    data = ("\n".join(json.dumps(r) for r in rows) + "\n").encode()
+    local = client.files.create(file=("sums.jsonl", data), purpose="fine-tune")
+
+    job = client.fine_tuning.jobs.create(model="up-tiny", training_file=local.id, suffix="sums",
+                                         hyperparameters={"n_epochs": 1})
+    assert job.model == "up-tiny" and job.training_file != local.id  # the job runs on a copy upstream
+    assert direct.files.content(job.training_file).content == data
+    assert direct.fine_tuning.jobs.retrieve(job.id).id == job.id
+    deadline = time.time() + 180
+    while (final := client.fine_tuning.jobs.retrieve(job.id)).status not in ("succeeded", "failed", "cancelled"):
+        assert time.time() < deadline, final.status
+        time.sleep(0.5)
+    assert final.status == "succeeded", final.error
+    assert final.fine_tuned_model.startswith("ft:up-tiny:")
+
+    events = client.fine_tuning.jobs.list_events(job.id, limit=100).data
+    assert [e.id for e in events] == [e.id for e in direct.fine_tuning.jobs.list_events(job.id, limit=100).data]
+    assert any(e.type == "metrics" for e in events)
+    checkpoints = client.fine_tuning.jobs.checkpoints.list(job.id).data
+    assert [c.id for c in checkpoints] == [c.id for c in direct.fine_tuning.jobs.checkpoints.list(job.id).data]
+    answer = client.chat.completions.create(model=final.fine_tuned_model, messages=ASK, max_tokens=4)
+    assert answer.model == final.fine_tuned_model  # the fine-tuned upstream model is served through the gateway
+
+    with pytest.raises(openai.BadRequestError):  # the upstream's own error, passed through
+        client.fine_tuning.jobs.cancel(job.id)
+    with pytest.raises(openai.NotFoundError) as err:  # a local file id that does not exist
+        client.fine_tuning.jobs.create(model="up-tiny", training_file="file-nope")
+    assert err.value.param == "training_file"
+    with pytest.raises(openai.NotFoundError):
+        client.fine_tuning.jobs.retrieve("ftjob-unknown")
+    db = Database(main.settings.resolved_database_url)
+    with db.session() as session:  # the mapping answers only for the owning project
+        assert upstream_jobs.owner(get_upstreams(main.app.state.tuneforge), session, "proj_other", job.id) is None
+    db.dispose()

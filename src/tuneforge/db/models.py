@@ -377,3 +377,16 @@ class MaskRow(Base):
     messages: Mapped[str] = mapped_column(Text, nullable=False, default="[]")
     settings: Mapped[str] = mapped_column(Text, nullable=False, default="{}")  # temperature, top_p, max_tokens
     metadata_json: Mapped[str | None] = mapped_column("metadata", Text)
+
+
+class UpstreamFineTuningJob(Base):
+    """A fine-tuning job created on an upstream provider through this gateway: which project owns it
+    and which upstream holds it, so later calls about it are forwarded there (and only for its owner)."""
+
+    __tablename__ = "upstream_fine_tuning_jobs"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)  # the upstream's job id
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), nullable=False, index=True)
+    upstream: Mapped[str] = mapped_column(String(128), nullable=False)
+    model: Mapped[str] = mapped_column(String(512), nullable=False)
+    created_at: Mapped[int] = mapped_column(BigInteger, default=now_s, nullable=False)

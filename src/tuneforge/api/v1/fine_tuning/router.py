@@ -6,12 +6,13 @@ import asyncio
 import json
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from tuneforge.api.deps import AppState, get_principal, get_session, get_state
 from tuneforge.api.v1.fine_tuning import service
+from tuneforge.api.v1.fine_tuning import upstream as upstream_jobs
 from tuneforge.api.v1.fine_tuning.protocol import (
     CheckpointList,
     CreateJobRequest,
@@ -19,6 +20,8 @@ from tuneforge.api.v1.fine_tuning.protocol import (
     FineTuningJob,
     JobList,
 )
+from tuneforge.errors import InvalidRequest
+from tuneforge.inference.runtime import get_upstreams
 from tuneforge.projects import Principal
 
 router = APIRouter(tags=["fine-tuning"])
@@ -32,9 +35,23 @@ def wake_worker(state: AppState) -> None:
         worker.wake()
 
 
+def _forwarded(state: AppState, session: Session, principal: Principal, job_id: str, method: str, suffix: str = "",
+               params: dict | None = None) -> JSONResponse | None:
+    """The upstream's answer when ``job_id`` is this project's job on an upstream provider, else None.
+    Returned as-is (not through our response models): the upstream's object is the truth."""
+    upstream = upstream_jobs.owner(get_upstreams(state), session, principal.project_id, job_id)
+    if upstream is None:
+        return None
+    return JSONResponse(upstream_jobs.forward(upstream, method, f"fine_tuning/jobs/{job_id}{suffix}", params))
+
+
 @router.post("/fine_tuning/jobs", response_model=FineTuningJob)
 def create_job(body: CreateJobRequest, state: AppState = Depends(get_state), session: Session = Depends(get_session),
-               principal: Principal = Depends(get_principal)) -> dict:
+               principal: Principal = Depends(get_principal)):
+    upstream = get_upstreams(state).match(body.model)
+    if upstream is not None:  # e.g. gpt-4o-mini: the job runs at the provider, with copies of the files
+        return JSONResponse(upstream_jobs.create_job(state, session, principal.project_id, upstream,
+                                                     body.model_dump(exclude_unset=True)))
     job = service.create_job(session, state.registry, state.settings, principal.project_id,
                              body.model_dump(exclude_none=True))
     session.commit()
@@ -52,14 +69,18 @@ def list_jobs(request: Request, after: str | None = None, limit: int = Query(20)
 
 
 @router.get("/fine_tuning/jobs/{job_id}", response_model=FineTuningJob)
-def retrieve_job(job_id: str, session: Session = Depends(get_session),
-                 principal: Principal = Depends(get_principal)) -> dict:
+def retrieve_job(job_id: str, state: AppState = Depends(get_state), session: Session = Depends(get_session),
+                 principal: Principal = Depends(get_principal)):
+    if (forwarded := _forwarded(state, session, principal, job_id, "GET")) is not None:
+        return forwarded
     return service.get_job(session, principal.project_id, job_id)
 
 
 @router.post("/fine_tuning/jobs/{job_id}/cancel", response_model=FineTuningJob)
 def cancel_job(job_id: str, state: AppState = Depends(get_state), session: Session = Depends(get_session),
-               principal: Principal = Depends(get_principal)) -> dict:
+               principal: Principal = Depends(get_principal)):
+    if (forwarded := _forwarded(state, session, principal, job_id, "POST", "/cancel")) is not None:
+        return forwarded
     job = service.cancel_job(session, principal.project_id, job_id)
     session.commit()
     wake_worker(state)
@@ -68,7 +89,9 @@ def cancel_job(job_id: str, state: AppState = Depends(get_state), session: Sessi
 
 @router.post("/fine_tuning/jobs/{job_id}/pause", response_model=FineTuningJob)
 def pause_job(job_id: str, state: AppState = Depends(get_state), session: Session = Depends(get_session),
-              principal: Principal = Depends(get_principal)) -> dict:
+              principal: Principal = Depends(get_principal)):
+    if (forwarded := _forwarded(state, session, principal, job_id, "POST", "/pause")) is not None:
+        return forwarded
     job = service.pause_job(session, principal.project_id, job_id)
     session.commit()
     wake_worker(state)
@@ -77,7 +100,9 @@ def pause_job(job_id: str, state: AppState = Depends(get_state), session: Sessio
 
 @router.post("/fine_tuning/jobs/{job_id}/resume", response_model=FineTuningJob)
 def resume_job(job_id: str, state: AppState = Depends(get_state), session: Session = Depends(get_session),
-               principal: Principal = Depends(get_principal)) -> dict:
+               principal: Principal = Depends(get_principal)):
+    if (forwarded := _forwarded(state, session, principal, job_id, "POST", "/resume")) is not None:
+        return forwarded
     job = service.resume_job(session, principal.project_id, job_id)
     session.commit()
     wake_worker(state)
@@ -86,7 +111,11 @@ def resume_job(job_id: str, state: AppState = Depends(get_state), session: Sessi
 
 @router.get("/fine_tuning/jobs/{job_id}/checkpoints", response_model=CheckpointList)
 def list_checkpoints(job_id: str, after: str | None = None, limit: int = Query(10),
-                     session: Session = Depends(get_session), principal: Principal = Depends(get_principal)) -> dict:
+                     state: AppState = Depends(get_state), session: Session = Depends(get_session),
+                     principal: Principal = Depends(get_principal)):
+    forwarded = _forwarded(state, session, principal, job_id, "GET", "/checkpoints", {"after": after, "limit": limit})
+    if forwarded is not None:
+        return forwarded
     return service.list_checkpoints(session, principal.project_id, job_id, after=after, limit=limit)
 
 
@@ -96,6 +125,12 @@ def list_events(request: Request, job_id: str, after: str | None = None, limit: 
                 stream: bool = Query(False, description="tuneforge extension: SSE of events as they happen"),
                 state: AppState = Depends(get_state), session: Session = Depends(get_session),
                 principal: Principal = Depends(get_principal)):
+    if stream and upstream_jobs.owner(get_upstreams(state), session, principal.project_id, job_id) is not None:
+        raise InvalidRequest("stream=true is a tuneforge extension for local jobs; poll the events of an "
+                             "upstream job instead.", param="stream")
+    forwarded = _forwarded(state, session, principal, job_id, "GET", "/events", {"after": after, "limit": limit})
+    if forwarded is not None:
+        return forwarded
     if not stream:
         return service.list_events(session, principal.project_id, job_id, after=after, limit=limit)
     service.get_job_row(session, principal.project_id, job_id)  # 404 before the stream starts
