@@ -10,10 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 
 from tuneforge.errors import ServerError
 
 DEFAULT_MAX_COMPLETION = 512
+# Upstream models (gpt-4o family and the like) have large contexts; the provider enforces the real limit,
+# this only sizes our prompt budget. Tokens are counted with cl100k_base, offline.
+UPSTREAM_CONTEXT = 128_000
 
 
 def engine_for(state):
@@ -46,6 +50,29 @@ class Model:
         return len(self.render(messages))
 
 
+@lru_cache(maxsize=1)
+def _cl100k():
+    from tuneforge.data import get_openai_encoding
+
+    return get_openai_encoding("cl100k_base")
+
+
+@dataclass
+class UpstreamModel:
+    """A model served by an upstream provider (``TUNEFORGE_UPSTREAMS``): generation is forwarded there."""
+
+    id: str
+    upstream: object
+    context_length: int = UPSTREAM_CONTEXT
+
+    def count(self, text: str) -> int:
+        return len(_cl100k().encode_ordinary(text))
+
+    def count_messages(self, messages: list[dict]) -> int:
+        # OpenAI's documented overhead: ~4 tokens per message and 3 to prime the reply
+        return sum(4 + self.count(m.get("content") or "") for m in messages) + 3
+
+
 @dataclass
 class Outcome:
     text: str
@@ -58,9 +85,14 @@ class EngineBackend:
     def __init__(self, state):
         self.state = state
 
-    def model(self, session, model_id: str, project_id: str) -> Model:
+    def model(self, session, model_id: str, project_id: str) -> Model | UpstreamModel:
         from tuneforge import catalog
         from tuneforge.inference.prompts import adapter_chat_template
+        from tuneforge.inference.runtime import get_upstreams
+
+        upstream = get_upstreams(self.state).match(model_id)
+        if upstream is not None:
+            return UpstreamModel(model_id, upstream)
 
         served = catalog.resolve(session, self.state.registry, self.state.settings, model_id, project_id)
         info = engine_for(self.state).info(served.base_model)
@@ -72,6 +104,9 @@ class EngineBackend:
         from tuneforge.inference.batch import Delta, Finish, GenerationRequest
         from tuneforge.inference.sampling import SamplingParams
 
+        if isinstance(model, UpstreamModel):
+            return self._generate_upstream(model, messages, max_tokens=max_tokens, temperature=temperature,
+                                           top_p=top_p, on_delta=on_delta, should_stop=should_stop)
         prompt = model.render(messages)
         request = GenerationRequest(model.base_model, model.adapter_dir, prompt,
                                     SamplingParams(max_tokens=max_tokens, temperature=temperature, top_p=top_p))
@@ -89,3 +124,33 @@ class EngineBackend:
         finally:
             events.close()  # cancels the request in the engine if it is still running
         raise ServerError("The generation engine stopped without finishing the answer.")
+
+    def _generate_upstream(self, model: UpstreamModel, messages: list[dict], *, max_tokens: int, temperature: float,
+                           top_p: float, on_delta: Callable[[str], None],
+                           should_stop: Callable[[], bool]) -> Outcome:
+        import openai
+
+        parts: list[str] = []
+        finish, usage = "stop", None
+        try:
+            stream = model.upstream.client(max_retries=0).chat.completions.create(
+                model=model.id, messages=messages, max_completion_tokens=max_tokens, temperature=temperature,
+                top_p=top_p, stream=True, stream_options={"include_usage": True})
+            with stream:
+                for chunk in stream:
+                    if chunk.usage is not None:
+                        usage = chunk.usage
+                    for choice in chunk.choices:
+                        if choice.delta.content:
+                            parts.append(choice.delta.content)
+                            on_delta(choice.delta.content)
+                        if choice.finish_reason:
+                            finish = "length" if choice.finish_reason == "length" else "stop"
+                    if should_stop():  # closing the stream hangs up on the provider, which stops it
+                        return Outcome("".join(parts), "cancelled", model.count_messages(messages), len(parts))
+        except openai.APIError as exc:
+            raise ServerError(f"The upstream '{model.upstream.name}' failed: {exc}") from None
+        text = "".join(parts)
+        prompt_tokens = usage.prompt_tokens if usage else model.count_messages(messages)
+        completion_tokens = usage.completion_tokens if usage else model.count(text)
+        return Outcome(text, finish, prompt_tokens, completion_tokens)
