@@ -49,3 +49,13 @@ def test_json_log_lines_carry_request_id_and_fields():
     line = json.loads(JsonFormatter().format(record))
     assert line["msg"] == "GET /v1/files -> 200" and line["request_id"] == "req_1" and line["ms"] == 1.5
     assert line["level"] == "info" and line["ts"].endswith("Z")
+
+
+def test_importing_the_app_loads_no_ml_framework():
+    """Start-up stays fast: torch/transformers load with the first request that needs a model."""
+    import subprocess
+    import sys
+
+    code = "import sys, tuneforge.api.app, tuneforge.cli.main; print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from typing import TYPE_CHECKING
 
 from tuneforge.inference.embeddings import Embedder, get_embedder
-from tuneforge.inference.engine import Engine
 from tuneforge.inference.upstream import UpstreamRouter, get_router
+
+if TYPE_CHECKING:  # the engine pulls in torch: imported on first use, not with the app
+    from tuneforge.inference.engine import Engine
 
 _lock = threading.Lock()
 
 
 def get_engine(state) -> Engine:
+    from tuneforge.inference.engine import Engine
+
     with _lock:
         engine = state.extras.get("engine")
         if engine is None:

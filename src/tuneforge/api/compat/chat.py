@@ -14,7 +14,6 @@ from starlette.concurrency import run_in_threadpool
 
 from tuneforge.api.compat.envelope import ok
 from tuneforge.api.deps import AppState, get_principal, get_state
-from tuneforge.api.v1.chat import service
 from tuneforge.api.v1.chat.protocol import ChatCompletionRequest
 from tuneforge.errors import TuneforgeError
 from tuneforge.inference.runtime import get_http, get_upstreams
@@ -56,6 +55,8 @@ async def chat(body: CompatChatRequest, state: AppState = Depends(get_state),
         if response.status_code >= 400:
             raise _UpstreamError(response.status_code, data if isinstance(data, dict) else {})
     else:
+        from tuneforge.api.v1.chat import service  # pulls in torch: loaded on first use, not at start-up
+
         def _prepare() -> service.Prepared:
             with state.db.session() as session:
                 return service.prepare(state, session, request, principal.project_id)

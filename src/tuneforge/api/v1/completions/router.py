@@ -6,7 +6,6 @@ from fastapi import APIRouter, Depends, Request
 
 from tuneforge.api.deps import AppState, get_principal, get_state
 from tuneforge.api.v1.chat.http import generation_endpoint, schema
-from tuneforge.api.v1.completions import service
 from tuneforge.api.v1.completions.protocol import CompletionRequest
 from tuneforge.projects import Principal
 
@@ -16,5 +15,7 @@ router = APIRouter(tags=["completions"])
 @router.post("/completions", openapi_extra=schema(CompletionRequest))
 async def create_completion(request: Request, state: AppState = Depends(get_state),
                             principal: Principal = Depends(get_principal)):
+    from tuneforge.api.v1.completions import service  # pulls in torch: loaded on first use, not at start-up
+
     return await generation_endpoint(request, state, principal, path="completions", request_model=CompletionRequest,
                                      service=service)
