@@ -76,37 +76,32 @@ def retrieve_job(job_id: str, state: AppState = Depends(get_state), session: Ses
     return service.get_job(session, principal.project_id, job_id)
 
 
-@router.post("/fine_tuning/jobs/{job_id}/cancel", response_model=FineTuningJob)
-def cancel_job(job_id: str, state: AppState = Depends(get_state), session: Session = Depends(get_session),
-               principal: Principal = Depends(get_principal)):
-    if (forwarded := _forwarded(state, session, principal, job_id, "POST", "/cancel")) is not None:
+def _control(action: str, state: AppState, session: Session, principal: Principal, job_id: str):
+    """cancel / pause / resume: forwarded for an upstream job, else applied here and the worker woken."""
+    if (forwarded := _forwarded(state, session, principal, job_id, "POST", f"/{action}")) is not None:
         return forwarded
-    job = service.cancel_job(session, principal.project_id, job_id)
+    job = getattr(service, f"{action}_job")(session, principal.project_id, job_id)
     session.commit()
     wake_worker(state)
     return job
+
+
+@router.post("/fine_tuning/jobs/{job_id}/cancel", response_model=FineTuningJob)
+def cancel_job(job_id: str, state: AppState = Depends(get_state), session: Session = Depends(get_session),
+               principal: Principal = Depends(get_principal)):
+    return _control("cancel", state, session, principal, job_id)
 
 
 @router.post("/fine_tuning/jobs/{job_id}/pause", response_model=FineTuningJob)
 def pause_job(job_id: str, state: AppState = Depends(get_state), session: Session = Depends(get_session),
               principal: Principal = Depends(get_principal)):
-    if (forwarded := _forwarded(state, session, principal, job_id, "POST", "/pause")) is not None:
-        return forwarded
-    job = service.pause_job(session, principal.project_id, job_id)
-    session.commit()
-    wake_worker(state)
-    return job
+    return _control("pause", state, session, principal, job_id)
 
 
 @router.post("/fine_tuning/jobs/{job_id}/resume", response_model=FineTuningJob)
 def resume_job(job_id: str, state: AppState = Depends(get_state), session: Session = Depends(get_session),
                principal: Principal = Depends(get_principal)):
-    if (forwarded := _forwarded(state, session, principal, job_id, "POST", "/resume")) is not None:
-        return forwarded
-    job = service.resume_job(session, principal.project_id, job_id)
-    session.commit()
-    wake_worker(state)
-    return job
+    return _control("resume", state, session, principal, job_id)
 
 
 @router.get("/fine_tuning/jobs/{job_id}/checkpoints", response_model=CheckpointList)
