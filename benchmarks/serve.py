@@ -73,8 +73,8 @@ def make_adapters(base_path: str, out: Path, count: int) -> list[Path]:
 
 
 def register(data_dir: Path, cache: Path, adapters: list[Path]) -> list[str]:
-    from tuneforge import catalog
     from tuneforge.db.session import Database
+    from tuneforge.models import catalog
     from tuneforge.projects import get_or_create_project
     from tuneforge.settings import Settings
 
@@ -172,7 +172,7 @@ def main() -> None:
     from openai import OpenAI
 
     from tuneforge.db.session import Database
-    from tuneforge.registry import ModelRegistry
+    from tuneforge.models.registry import ModelRegistry
     from tuneforge.settings import Settings
 
     work = Path(tempfile.mkdtemp(prefix="tuneforge-bench-"))

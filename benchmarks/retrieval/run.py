@@ -39,12 +39,12 @@ def main() -> int:
 
     from sqlalchemy import func, select
 
-    from tuneforge.api.v1.files import service as files_service
-    from tuneforge.api.v1.vector_stores import service as vs_service
     from tuneforge.db.models import VectorStoreChunkRow
     from tuneforge.db.session import Database
+    from tuneforge.files import service as files_service
     from tuneforge.projects import get_or_create_project
     from tuneforge.retrieval import embeddings
+    from tuneforge.retrieval import stores as vs_service
     from tuneforge.retrieval.ingest import Ingestor
     from tuneforge.retrieval.search import search_stores
     from tuneforge.storage import LocalBlobStore

@@ -90,8 +90,8 @@ def test_unknown_route_and_method_use_the_envelope(sdk):
 
 
 def test_fine_tuned_models_are_listed_per_project_and_deletable(sdk, tmp_path):
-    from tuneforge import catalog
     from tuneforge.db.session import Database
+    from tuneforge.models import catalog
     from tuneforge.projects import create_key, get_or_create_project
 
     settings = sdk.settings

@@ -14,7 +14,7 @@ ROUTER = ("# Nimbus router guide\n\n## Factory reset\n\nPress the Reset button f
 
 
 def _bundled():
-    from tuneforge.registry import bundled_file
+    from tuneforge.models.registry import bundled_file
 
     return bundled_file("smollm2-135m-instruct")
 

@@ -17,9 +17,16 @@ def invoke(*args: str, **kwargs):
 
 
 def test_help_everywhere():
-    for args in ([], ["files"], ["models"], ["keys"], ["serve", "--help"], ["files", "upload", "--help"]):
-        result = invoke(*args, "--help") if args and args[-1] != "--help" else invoke(*args)
-        assert result.exit_code in (0, 2) and "Usage" in result.output
+    for args in (["--help"], ["files", "--help"], ["models", "--help"], ["keys", "--help"], ["serve", "--help"],
+                 ["files", "upload", "--help"]):
+        result = invoke(*args)
+        assert result.exit_code == 0, (args, result.output)
+        assert "Usage" in result.output
+
+
+def test_a_group_without_a_command_is_a_usage_error():
+    result = invoke("files")
+    assert result.exit_code == 2 and "Usage" in result.output
 
 
 def test_keys_lifecycle(tmp_path):

@@ -38,10 +38,10 @@ def tiny_adapters(tiny_model_dir, tmp_path_factory) -> dict[str, Path]:
 
 
 def register_models(settings, tiny_model_dir: Path, adapters: dict[str, Path]) -> None:
-    from tuneforge import catalog
     from tuneforge.db.session import Database
+    from tuneforge.models import catalog
+    from tuneforge.models.registry import ModelRegistry
     from tuneforge.projects import get_or_create_project
-    from tuneforge.registry import ModelRegistry
 
     settings.ensure_dirs()
     db = Database(settings.resolved_database_url)
@@ -69,9 +69,8 @@ class Env:
 
     @property
     def engine(self):
-        from tuneforge.inference.runtime import get_engine
 
-        return get_engine(self.server.app.state.tuneforge)  # the server's engine, created on first use
+        return self.server.app.state.tuneforge.engine  # the server's engine, created on first use
 
     def client(self, **kwargs):
         from openai import OpenAI

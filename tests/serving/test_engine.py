@@ -13,9 +13,8 @@ from serving_support import TINY
 
 @pytest.fixture(scope="module")
 def engine(serving):
-    from tuneforge.inference.runtime import get_engine
 
-    return get_engine(serving.server.app.state.tuneforge)
+    return serving.server.app.state.tuneforge.engine
 
 
 def _run(engine, prompt_ids, max_tokens=24, adapter=None, **params):

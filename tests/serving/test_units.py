@@ -73,7 +73,7 @@ def test_token_table_bytes_roundtrip(tiny_model_dir):
 
 
 def test_upstream_config_parsing_and_key_hygiene(tmp_path, monkeypatch):
-    from tuneforge.inference.upstream import UpstreamRouter, parse_upstreams
+    from tuneforge.gateway import Gateway, parse_upstreams
 
     monkeypatch.setenv("MY_KEY", "sk-secret-from-env")
     config = [{"name": "openai", "models": ["gpt-*", "ft:gpt-*"], "base_url": "http://proxy/v1",
@@ -83,16 +83,17 @@ def test_upstream_config_parsing_and_key_hygiene(tmp_path, monkeypatch):
     path.write_text(json.dumps(config))
     for value in (json.dumps(config), str(path)):
         upstreams = parse_upstreams(value)
-        router = UpstreamRouter(upstreams)
-        assert router.match("gpt-4o-mini").name == "openai"
-        assert router.match("ft:gpt-4o-mini:acme::abc").name == "openai"
-        assert router.match("claude-3").name == "upstream1"
-        assert router.match("smollm2-135m-instruct") is None and router.match(None) is None
-        up = router.match("gpt-4o")
+        gateway = Gateway(value)
+        assert gateway.resolve("gpt-4o-mini").name == "openai"
+        assert gateway.resolve("ft:gpt-4o-mini:acme::abc").name == "openai"
+        assert gateway.resolve("claude-3").name == "upstream1"
+        assert gateway.resolve("smollm2-135m-instruct") is None and gateway.resolve(None) is None
+        up = gateway.resolve("gpt-4o")
         assert up.api_key == "sk-secret-from-env"
         assert "sk-secret" not in repr(up) and "sk-secret" not in repr(upstreams)
         assert up.headers({"Authorization": "Bearer client-key", "X-Custom": "1"}) == {
             "X-Custom": "1", "Authorization": "Bearer sk-secret-from-env"}
-        assert str(up.client().base_url).rstrip("/") == "http://proxy/v1"
+        assert up.url("chat/completions") == "http://proxy/v1/chat/completions"
+        assert set(gateway.secrets()) == {"sk-secret-from-env", "sk-inline"}
     with pytest.raises(ValueError):
         parse_upstreams('[{"models": ["x"]}]')

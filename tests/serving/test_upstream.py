@@ -19,8 +19,8 @@ ASK = [{"role": "user", "content": QUESTION}]
 def pair(tmp_path_factory, models_cache, tiny_model_dir):
     """(main, upstream, upstream key): the upstream requires an API key and serves 'up-tiny' and 'up-e5'."""
     from tuneforge.db.session import Database
+    from tuneforge.models.registry import ModelRegistry
     from tuneforge.projects import create_key
-    from tuneforge.registry import ModelRegistry
     from tuneforge.settings import Settings
 
     up_settings = Settings(data_dir=tmp_path_factory.mktemp("upstream") / "data", models_cache_dir=models_cache,
@@ -115,20 +115,22 @@ def test_models_list_merges_reachable_upstreams(pair):
     assert "base_url" not in raw and "api_key" not in raw
 
 
-def test_router_api_for_other_subsystems(pair):
-    from tuneforge.inference.upstream import get_router
+def test_gateway_api_for_other_subsystems(pair):
+    from tuneforge.gateway import UpstreamError
 
     main, _, _ = pair
-    router = get_router(main.app.state.tuneforge.settings)
-    upstream = router.match("up-tiny")
-    assert upstream is not None and router.match("smollm2-135m-instruct") is None
-    assert "up-tiny" in [m.id for m in upstream.client().models.list()]  # a ready openai.OpenAI
+    gateway = main.app.state.tuneforge.gateway
+    upstream = gateway.resolve("up-tiny")
+    assert upstream is not None and gateway.resolve("smollm2-135m-instruct") is None
+    assert "up-tiny" in [m["id"] for m in gateway.call(upstream, "GET", "models")["data"]]
+    with pytest.raises(UpstreamError) as err:  # the provider's 404, with its status, as the one error type
+        gateway.call(upstream, "GET", "models/up-nothing")
+    assert err.value.status_code == 404
 
 
 def test_fine_tuning_jobs_for_upstream_models_run_there(pair):
-    from tuneforge.api.v1.fine_tuning import upstream as upstream_jobs
     from tuneforge.db.session import Database
-    from tuneforge.inference.runtime import get_upstreams
+    from tuneforge.training import upstream_jobs
 
     main, upstream, key = pair
     client = openai.OpenAI(base_url=main.base_url, api_key="sk-local-user", max_retries=0)
@@ -167,16 +169,15 @@ def test_fine_tuning_jobs_for_upstream_models_run_there(pair):
         client.fine_tuning.jobs.retrieve("ftjob-unknown")
     db = Database(main.settings.resolved_database_url)
     with db.session() as session:  # the mapping answers only for the owning project
-        assert upstream_jobs.owner(get_upstreams(main.app.state.tuneforge), session, "proj_other", job.id) is None
+        assert upstream_jobs.owner(main.app.state.tuneforge.gateway, session, "proj_other", job.id) is None
     db.dispose()
 
 
 def test_assistant_runs_on_an_upstream_model(pair):
-    from tuneforge.inference.runtime import get_engine
 
     main, upstream, key = pair
     client = openai.OpenAI(base_url=main.base_url, api_key="sk-local-user", max_retries=0)
-    engine = get_engine(upstream.app.state.tuneforge)
+    engine = upstream.app.state.tuneforge.engine
     before = engine.stats.tokens_generated
     assistant = client.beta.assistants.create(model="up-tiny", instructions="Answer briefly.")
     run = client.beta.threads.create_and_run_poll(

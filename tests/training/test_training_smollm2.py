@@ -11,7 +11,7 @@ import pytest
 import torch
 from helpers import upload, wait_for, write_jsonl
 
-from tuneforge.registry import bundled_file
+from tuneforge.models.registry import bundled_file
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "ember_chats.jsonl"
 

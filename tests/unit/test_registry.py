@@ -6,7 +6,7 @@ import pytest
 
 from tuneforge.db.session import Database
 from tuneforge.errors import NotFound
-from tuneforge.registry import ModelRegistry, bundled_file
+from tuneforge.models.registry import ModelRegistry, bundled_file
 
 
 @pytest.fixture

@@ -14,39 +14,33 @@ from tuneforge.api.compat.chat import router as compat_chat_router
 from tuneforge.api.compat.fine_tuning import router as compat_fine_tuning_router
 from tuneforge.api.compat.kb import router as compat_kb_router
 from tuneforge.api.compat.router import router as compat_router
-from tuneforge.api.deps import AppState
 from tuneforge.api.errors import install_error_handlers
 from tuneforge.api.middleware import RequestContextMiddleware
+from tuneforge.api.openapi import install_openapi
 from tuneforge.api.v1.assistants.router import router as assistants_router
 from tuneforge.api.v1.chat.router import router as chat_router
 from tuneforge.api.v1.completions.router import router as completions_router
 from tuneforge.api.v1.embeddings.router import router as embeddings_router
-from tuneforge.api.v1.files import service as files_service
 from tuneforge.api.v1.files.router import router as files_router
 from tuneforge.api.v1.fine_tuning.router import router as fine_tuning_router
 from tuneforge.api.v1.masks.router import router as masks_router
 from tuneforge.api.v1.models.router import router as models_router
 from tuneforge.api.v1.threads.router import router as threads_router
 from tuneforge.api.v1.vector_stores.router import router as vector_stores_router
-from tuneforge.db.session import Database
+from tuneforge.files import service as files_service
 from tuneforge.projects import DEFAULT_PROJECT, get_or_create_project
-from tuneforge.registry import ModelRegistry
+from tuneforge.runtime import Runtime
 from tuneforge.settings import Settings, get_settings
-from tuneforge.storage import LocalBlobStore
 
 log = logging.getLogger("tuneforge.api")
 
 
-def _open_state(settings: Settings) -> AppState:
-    settings.ensure_dirs()
-    db = Database(settings.resolved_database_url)
-    db.migrate()
-    store = LocalBlobStore(settings.blobs_dir)
-    with db.session() as session:
+def _open_runtime(settings: Settings) -> Runtime:
+    rt = Runtime.open(settings)
+    with rt.db.session() as session:
         get_or_create_project(session, DEFAULT_PROJECT)
-        files_service.purge_expired(session, store)
-    return AppState(settings=settings, db=db, store=store, registry=ModelRegistry(settings, db),
-                    started_at=time.time())
+        files_service.purge_expired(session, rt.store)
+    return rt
 
 
 def build_app(settings: Settings | None = None) -> FastAPI:
@@ -55,29 +49,34 @@ def build_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         started = time.perf_counter()
-        state = await run_in_threadpool(_open_state, settings)
-        app.state.tuneforge = state
+        rt = await run_in_threadpool(_open_runtime, settings)
+        app.state.tuneforge = rt
         from tuneforge.training.worker import start_in_process  # a polling thread; training runs in children
 
-        start_in_process(state)
-        from tuneforge.retrieval.ingest import start as start_ingestion  # resumes unfinished files
-
-        start_ingestion(state)
-        from tuneforge.assistants.executor import start as start_runs  # resumes queued runs
-
-        start_runs(state)
-        log.info("tuneforge %s ready in %.2f s (data dir %s)", __version__, time.perf_counter() - started,
-                 settings.data_dir)
+        start_in_process(rt)
+        pending = rt.ingestor.resume()  # files whose ingestion a previous run did not finish
+        if pending:
+            log.info("resuming ingestion of %d vector-store file(s)", pending)
+        rt.runs.recover()  # runs a previous run of the server left queued or in progress
+        log.info(
+            "tuneforge %s ready in %.2f s (data dir %s)",
+            __version__,
+            time.perf_counter() - started,
+            settings.data_dir,
+        )
         try:
             yield
         finally:
-            for closer in reversed(state.extras.get("closers", [])):
-                await closer()
-            state.db.dispose()
+            await rt.aclose()
 
-    app = FastAPI(title="tuneforge", version=__version__, lifespan=lifespan,
-                  description="Self-hosted, OpenAI-compatible fine-tuning and serving.")
+    app = FastAPI(
+        title="tuneforge",
+        version=__version__,
+        lifespan=lifespan,
+        description="Self-hosted, OpenAI-compatible fine-tuning and serving.",
+    )
     install_error_handlers(app)
+    install_openapi(app)
 
     app.add_middleware(RequestContextMiddleware)
 

@@ -1,48 +1,28 @@
-"""Request-scoped dependencies: the app's shared state, a DB session, the calling project."""
+"""Request-scoped dependencies, as ``Annotated`` aliases routers use in their signatures:
+``rt: RuntimeDep`` (the app's typed runtime), ``session: SessionDep`` (a DB session for the request),
+``principal: PrincipalDep`` (the calling project, from the bearer key)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Literal
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from sqlalchemy.orm import Session
 
-from tuneforge.db.session import Database
 from tuneforge.projects import Principal, authenticate
-from tuneforge.registry import ModelRegistry
-from tuneforge.settings import Settings
-from tuneforge.storage import BlobStore
+from tuneforge.runtime import Runtime
 
 
-@dataclass
-class AppState:
-    """Everything the lifespan owns.
-
-    Subsystems started lazily or by later features (inference engine, training worker) keep their
-    handles in ``extras`` and register async shutdown callables with ``add_closer``.
-    """
-
-    settings: Settings
-    db: Database
-    store: BlobStore
-    registry: ModelRegistry
-    started_at: float
-    extras: dict[str, Any] = field(default_factory=dict)
-
-
-    def add_closer(self, closer) -> None:
-        """``closer`` is an ``async def`` called at shutdown, last added first."""
-        self.extras.setdefault("closers", []).append(closer)
-
-
-def get_state(request: Request) -> AppState:
+def get_runtime(request: Request) -> Runtime:
     return request.app.state.tuneforge
 
 
-def get_session(state: AppState = Depends(get_state)) -> Iterator[Session]:
-    with state.db.session() as session:
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_session(rt: RuntimeDep) -> Iterator[Session]:
+    with rt.db.session() as session:
         yield session
 
 
@@ -56,7 +36,24 @@ def bearer_token(request: Request) -> str | None:
     return token.strip() or None
 
 
-def get_principal(request: Request, state: AppState = Depends(get_state)) -> Principal:
+def get_principal(rt: RuntimeDep, request: Request) -> Principal:
     token = bearer_token(request)
-    with state.db.session() as session:
+    with rt.db.session() as session:
         return authenticate(session, token)
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def page_params(
+    limit: int = Query(20),
+    order: Literal["asc", "desc"] = "desc",
+    after: str | None = None,
+    before: str | None = None,
+) -> dict:
+    """OpenAI's cursor pagination parameters (checked by ``db.pagination``)."""
+    return {"limit": limit, "order": order, "after": after, "before": before}
+
+
+PageDep = Annotated[dict, Depends(page_params)]

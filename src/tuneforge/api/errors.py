@@ -26,16 +26,26 @@ _STATUS_TYPES = {
 }
 
 
-def error_body(message: str, type_: str = "invalid_request_error", param: str | None = None,
-               code: str | None = None) -> dict:
+def error_body(
+    message: str, type_: str = "invalid_request_error", param: str | None = None, code: str | None = None
+) -> dict:
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
-def error_response(status: int, message: str, type_: str | None = None, param: str | None = None,
-                   code: str | None = None, headers: dict | None = None) -> JSONResponse:
+def error_response(
+    status: int,
+    message: str,
+    type_: str | None = None,
+    param: str | None = None,
+    code: str | None = None,
+    headers: dict | None = None,
+) -> JSONResponse:
     default_type, default_code = _STATUS_TYPES.get(status, ("server_error", "server_error"))
-    return JSONResponse(error_body(message, type_ or default_type, param, code if code is not None else default_code),
-                        status_code=status, headers=headers)
+    return JSONResponse(
+        error_body(message, type_ or default_type, param, code if code is not None else default_code),
+        status_code=status,
+        headers=headers,
+    )
 
 
 def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
@@ -49,13 +59,19 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
     if kind == "missing":
         msg = f"Missing required parameter: '{param}'." if param else "Missing request body."
     elif kind == "json_invalid":
-        msg = "We could not parse the JSON body of your request. (HINT: This likely means you aren't using " \
-              "your HTTP library correctly. The OpenAI API expects a JSON payload.)"
+        msg = (
+            "We could not parse the JSON body of your request. (HINT: This likely means you aren't using "
+            "your HTTP library correctly. The OpenAI API expects a JSON payload.)"
+        )
         param = None
     elif kind == "extra_forbidden":
         msg = f"Unrecognized request argument supplied: {param}"
     else:
-        msg = f"Invalid value for '{param}': {first.get('msg')}." if param else f"Invalid request: {first.get('msg')}."
+        msg = (
+            f"Invalid value for '{param}': {first.get('msg')}."
+            if param
+            else f"Invalid request: {first.get('msg')}."
+        )
     if len(errors) > 1:
         msg += f" ({len(errors) - 1} more problem{'s' if len(errors) > 2 else ''} in the request.)"
     return msg, param
@@ -84,5 +100,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(500, "The server had an error while processing your request. "
-                                   "Check the server log for the request id.", code="server_error")
+        return error_response(
+            500,
+            "The server had an error while processing your request. Check the server log for the request id.",
+            code="server_error",
+        )

@@ -35,7 +35,10 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 state["status"] = message["status"]
                 message = dict(message)
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode("latin-1"))]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode("latin-1")),
+                ]
             await send(message)
 
         try:
@@ -44,11 +47,24 @@ class RequestContextMiddleware:
             log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             if state["status"] is not None:
                 raise  # the response already started; nothing clean left to send
-            response = error_response(500, "The server had an error while processing your request. "
-                                           "Quote the x-request-id header when you report it.", code="server_error")
+            response = error_response(
+                500,
+                "The server had an error while processing your request. "
+                "Quote the x-request-id header when you report it.",
+                code="server_error",
+            )
             await response(scope, receive, send_with_id)
         finally:
             request_id_var.reset(token)
-            log.info("%s %s -> %s", scope.get("method"), scope.get("path"), state["status"],
-                     extra={"fields": {"ms": round((time.perf_counter() - started) * 1000, 1),
-                                       "request_id": request_id}})
+            log.info(
+                "%s %s -> %s",
+                scope.get("method"),
+                scope.get("path"),
+                state["status"],
+                extra={
+                    "fields": {
+                        "ms": round((time.perf_counter() - started) * 1000, 1),
+                        "request_id": request_id,
+                    }
+                },
+            )

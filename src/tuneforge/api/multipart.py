@@ -89,7 +89,9 @@ async def parse_multipart(request: Request, store: BlobStore, *, max_file_bytes:
         if b"filename" in disp:
             filename = safe_filename(disp[b"filename"].decode("utf-8", "replace"))
             ctype = state["headers"].get("content-type")
-            streamed = StreamedFile(name, filename, ctype.decode("latin-1") if ctype else None, store.writer())
+            streamed = StreamedFile(
+                name, filename, ctype.decode("latin-1") if ctype else None, store.writer()
+            )
             form.files.append(streamed)
             state["current"] = streamed
         else:
@@ -115,11 +117,18 @@ async def parse_multipart(request: Request, store: BlobStore, *, max_file_bytes:
         state["value"] = None
         state["current"] = None
 
-    parser = MultipartParser(params[b"boundary"], callbacks={
-        "on_part_begin": on_part_begin, "on_part_data": on_part_data, "on_part_end": on_part_end,
-        "on_header_field": on_header_field, "on_header_value": on_header_value,
-        "on_header_end": on_header_end, "on_headers_finished": on_headers_finished,
-    })
+    parser = MultipartParser(
+        params[b"boundary"],
+        callbacks={
+            "on_part_begin": on_part_begin,
+            "on_part_data": on_part_data,
+            "on_part_end": on_part_end,
+            "on_header_field": on_header_field,
+            "on_header_value": on_header_value,
+            "on_header_end": on_header_end,
+            "on_headers_finished": on_headers_finished,
+        },
+    )
     try:
         async for chunk in request.stream():
             if chunk:

@@ -47,13 +47,11 @@ def _kb_assistant(state, session, ingestor, project_id: str, store: VectorStoreR
 
 def ask(state, project_id: str, *, kb: str, question: str, model: str | None = None,
         max_tokens: int = 256, timeout_s: float = 600) -> dict:
-    from tuneforge.assistants.executor import executor_for
-    from tuneforge.retrieval.ingest import ingestor_for
 
     if not isinstance(question, str) or not question.strip():
         raise InvalidRequest("Missing required parameter: 'text'.", param="text")
     model = model or state.settings.default_model
-    ingestor = ingestor_for(state)
+    ingestor = state.ingestor
     with state.db.session() as session:
         store = find_store(session, project_id, kb)
         assistant_id = _kb_assistant(state, session, ingestor, project_id, store, model)
@@ -61,7 +59,7 @@ def ask(state, project_id: str, *, kb: str, question: str, model: str | None = N
             "assistant_id": assistant_id, "temperature": 0, "max_completion_tokens": max_tokens,
             "thread": {"messages": [{"role": "user", "content": question}]}})
         thread_id, run_id = thread.id, run.id
-    executor_for(state).submit(run_id).result(timeout=timeout_s)
+    state.runs.submit(run_id).result(timeout=timeout_s)
 
     with state.db.session() as session:
         run = runs.get_run(session, project_id, thread_id, run_id)

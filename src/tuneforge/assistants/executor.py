@@ -16,6 +16,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import select
@@ -55,6 +56,28 @@ class RunExecutor:
     # -- control --------------------------------------------------------------------------------
     def submit(self, run_id: str):
         return self._pool.submit(self._execute_safely, run_id)
+
+    def submit_streaming(self, run_id: str, created: list[tuple[str, dict]]) -> AsyncIterator[tuple[str, dict]]:
+        """Submit the run and return its events as ``(name, data)``: first ``created`` (the events the
+        creating request already implies), then each one the run publishes, until it is terminal.
+        Call on the event loop that will read them: the subscription is made before the run starts, so
+        no event is missed."""
+        queue = self.bus.subscribe(run_id)
+        self.submit(run_id)
+
+        async def events() -> AsyncIterator[tuple[str, dict]]:
+            try:
+                for item in created:
+                    yield item
+                while True:
+                    item = await queue.get()
+                    if item is DONE:
+                        return
+                    yield item
+            finally:
+                self.bus.unsubscribe(run_id, queue)
+
+        return events()
 
     def cancel(self, run_id: str) -> None:
         with self._lock:
@@ -338,23 +361,3 @@ class RunExecutor:
         self._emit(ctx["run_id"], "thread.run.failed", obj)
 
 
-_state_lock = threading.Lock()
-
-
-def executor_for(state) -> RunExecutor:
-    """The app's run executor (``state.extras["run_executor"]``), created on first use."""
-    with _state_lock:
-        executor = state.extras.get("run_executor")
-        if executor is None:
-            executor = state.extras["run_executor"] = RunExecutor(state)
-
-            async def _close() -> None:
-                executor.close()
-
-            state.add_closer(_close)
-        return executor
-
-
-def start(state) -> None:
-    """Lifespan hook: finish what a previous run of the server left behind."""
-    executor_for(state).recover()

@@ -3,7 +3,7 @@
 This adapter only uses the engine's public API — ``info(base)`` for the tokenizer and context
 length, ``generate(request)`` for a blocking stream of ``Delta``/``Finish`` events — plus the
 serving code's chat-template rendering, so a fine-tuned model sees prompts shaped as it was trained.
-The engine is the one the chat API uses (``tuneforge.inference.runtime.get_engine``).
+The engine is the runtime's, shared with the chat API (``Runtime.engine``).
 """
 
 from __future__ import annotations
@@ -13,18 +13,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from tuneforge.errors import ServerError
+from tuneforge.gateway import Upstream
 
 DEFAULT_MAX_COMPLETION = 512
 # Upstream models (gpt-4o family and the like) have large contexts; the provider enforces the real limit,
 # this only sizes our prompt budget. Tokens are counted with cl100k_base, offline.
 UPSTREAM_CONTEXT = 128_000
-
-
-def engine_for(state):
-    """The app's generation engine, shared with the chat API (created on first use)."""
-    from tuneforge.inference.runtime import get_engine
-
-    return get_engine(state)
 
 
 @dataclass
@@ -62,7 +56,7 @@ class UpstreamModel:
     """A model served by an upstream provider (``TUNEFORGE_UPSTREAMS``): generation is forwarded there."""
 
     id: str
-    upstream: object
+    upstream: Upstream
     context_length: int = UPSTREAM_CONTEXT
 
     def count(self, text: str) -> int:
@@ -86,16 +80,15 @@ class EngineBackend:
         self.state = state
 
     def model(self, session, model_id: str, project_id: str) -> Model | UpstreamModel:
-        from tuneforge import catalog
         from tuneforge.inference.prompts import adapter_chat_template
-        from tuneforge.inference.runtime import get_upstreams
+        from tuneforge.models import catalog
 
-        upstream = get_upstreams(self.state).match(model_id)
+        upstream = self.state.gateway.resolve(model_id)
         if upstream is not None:
             return UpstreamModel(model_id, upstream)
 
         served = catalog.resolve(session, self.state.registry, self.state.settings, model_id, project_id)
-        info = engine_for(self.state).info(served.base_model)
+        info = self.state.engine.info(served.base_model)
         return Model(served.id, served.base_model, served.adapter_dir, info.tokenizer,
                      adapter_chat_template(served.adapter_dir), int(served.context_length or info.context_length))
 
@@ -111,7 +104,7 @@ class EngineBackend:
         request = GenerationRequest(model.base_model, model.adapter_dir, prompt,
                                     SamplingParams(max_tokens=max_tokens, temperature=temperature, top_p=top_p))
         parts: list[str] = []
-        events: Iterator = engine_for(self.state).generate(request, timeout=600)
+        events: Iterator = self.state.engine.generate(request, timeout=600)
         try:
             for event in events:
                 if isinstance(event, Delta) and event.text:
@@ -128,29 +121,28 @@ class EngineBackend:
     def _generate_upstream(self, model: UpstreamModel, messages: list[dict], *, max_tokens: int, temperature: float,
                            top_p: float, on_delta: Callable[[str], None],
                            should_stop: Callable[[], bool]) -> Outcome:
-        import openai
-
         parts: list[str] = []
         finish, usage = "stop", None
-        try:
-            stream = model.upstream.client(max_retries=0).chat.completions.create(
-                model=model.id, messages=messages, max_completion_tokens=max_tokens, temperature=temperature,
-                top_p=top_p, stream=True, stream_options={"include_usage": True})
-            with stream:
-                for chunk in stream:
-                    if chunk.usage is not None:
-                        usage = chunk.usage
-                    for choice in chunk.choices:
-                        if choice.delta.content:
-                            parts.append(choice.delta.content)
-                            on_delta(choice.delta.content)
-                        if choice.finish_reason:
-                            finish = "length" if choice.finish_reason == "length" else "stop"
-                    if should_stop():  # closing the stream hangs up on the provider, which stops it
-                        return Outcome("".join(parts), "cancelled", model.count_messages(messages), len(parts))
-        except openai.APIError as exc:
-            raise ServerError(f"The upstream '{model.upstream.name}' failed: {exc}") from None
+        payload = {"model": model.id, "messages": messages, "max_completion_tokens": max_tokens,
+                   "temperature": temperature, "top_p": top_p, "stream": True,
+                   "stream_options": {"include_usage": True}}
+        chunks = self.state.gateway.stream(model.upstream, "chat/completions", payload)
+        try:  # an UpstreamError (status, redacted message) propagates and fails the run with it
+            for chunk in chunks:
+                if chunk.get("usage"):
+                    usage = chunk["usage"]
+                for choice in chunk.get("choices") or []:
+                    content = (choice.get("delta") or {}).get("content")
+                    if content:
+                        parts.append(content)
+                        on_delta(content)
+                    if choice.get("finish_reason"):
+                        finish = "length" if choice["finish_reason"] == "length" else "stop"
+                if should_stop():  # closing the stream hangs up on the provider, which stops it
+                    return Outcome("".join(parts), "cancelled", model.count_messages(messages), len(parts))
+        finally:
+            chunks.close()
         text = "".join(parts)
-        prompt_tokens = usage.prompt_tokens if usage else model.count_messages(messages)
-        completion_tokens = usage.completion_tokens if usage else model.count(text)
+        prompt_tokens = usage.get("prompt_tokens") if usage else model.count_messages(messages)
+        completion_tokens = usage.get("completion_tokens") if usage else model.count(text)
         return Outcome(text, finish, prompt_tokens, completion_tokens)

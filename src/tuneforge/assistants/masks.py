@@ -10,8 +10,8 @@ import json
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tuneforge.api.pagination import check_limit, paginate
 from tuneforge.db.models import MaskRow
+from tuneforge.db.pagination import check_limit, paginate
 from tuneforge.errors import Conflict, InvalidRequest, NotFound
 from tuneforge.ids import new_id
 from tuneforge.retrieval.meta import check_metadata, dumps, loads

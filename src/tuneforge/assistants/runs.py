@@ -8,7 +8,6 @@ import json
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tuneforge.api.pagination import check_limit, paginate
 from tuneforge.assistants import service
 from tuneforge.assistants.masks import get_mask
 from tuneforge.assistants.objects import (
@@ -19,6 +18,7 @@ from tuneforge.assistants.objects import (
     step_object,
 )
 from tuneforge.db.models import RunRow, RunStepRow, ThreadRow, now_s
+from tuneforge.db.pagination import check_limit, paginate
 from tuneforge.errors import Conflict, InvalidRequest, NotFound
 from tuneforge.ids import new_id
 from tuneforge.retrieval.meta import check_metadata, dumps, loads

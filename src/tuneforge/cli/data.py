@@ -53,7 +53,9 @@ def _counter(name: str | None, json_out: bool):
     if name is None or name.lower() == "none":
         return None
     try:
-        return resolve_tokenizer(name)
+        from tuneforge.models.registry import load_tokenizer
+
+        return resolve_tokenizer(name, load_named=load_tokenizer)
     except (TokenizerError, OSError, ValueError) as e:
         _fail(f"cannot load tokenizer {name!r}: {e}", json_out)
 

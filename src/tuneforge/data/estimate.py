@@ -4,18 +4,20 @@
   examples × epochs lands between 100 and 25,000, within 1..25.
 * Billed tokens (upstream OpenAI jobs): ``epochs × Σ min(limit, tokens per example)``;
   validation files are not billed.
-* Local time: tokens processed per epoch (prompt + answer) ÷ the LoRA training throughput measured
-  on this project's reference CPU (ARCHITECTURE.md §4: LoRA r16 all-linear, batch 8, ~64-token
-  chats, 2 threads): 5M params ≈ 2,700 tok/s, 30M ≈ 740, 120M ≈ 210, SmolLM2-135M ≈ 100-118
-  (109 used). Between points: log-log interpolation; above the largest model throughput scales
-  as 1/params (compute-bound); below the smallest, the first segment's slope is extended.
+* Local time: tokens processed per epoch (prompt + answer) ÷ the LoRA training throughput of
+  tuneforge's trainer at the base model's size, from ``throughput.json`` beside this module — the
+  output of ``benchmarks/estimate_table.py`` (which says how and where it was measured). Between
+  points: log-log interpolation; above the largest model throughput scales as 1/params
+  (compute-bound); below the smallest, the first segment's slope is extended.
   DPO processes two sequences per example (preferred and non-preferred), so its tokens count twice.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
+from pathlib import Path
 from typing import Any
 
 TARGET_EPOCHS = 3
@@ -24,10 +26,12 @@ MAX_TARGET_EXAMPLES = 25_000
 MIN_DEFAULT_EPOCHS = 1
 MAX_DEFAULT_EPOCHS = 25
 
-# (parameters, training tokens/s) measured on the reference CPU (ARCHITECTURE.md §4)
-THROUGHPUT_TABLE: list[tuple[float, float]] = [(5e6, 2700.0), (30e6, 740.0), (120e6, 210.0), (135e6, 109.0)]
-THROUGHPUT_SOURCE = ("measured on the reference 2-core CPU (ARCHITECTURE.md §4: LoRA r16, batch 8, "
-                     "~64-token chats): 5M≈2700, 30M≈740, 120M≈210, SmolLM2-135M≈109 tok/s")
+# (parameters, training tokens/s), written by benchmarks/estimate_table.py
+_MEASURED = json.loads((Path(__file__).with_name("throughput.json")).read_text(encoding="utf-8"))
+THROUGHPUT_TABLE: list[tuple[float, float]] = [(float(p), float(tps)) for p, tps in _MEASURED["points"]]
+THROUGHPUT_SOURCE = (f"measured by benchmarks/estimate_table.py ({_MEASURED['setup']}; {_MEASURED['machine']}; "
+                     f"{_MEASURED['measured_at']}): " + ", ".join(f"{p / 1e6:.0f}M≈{tps:.0f}" for p, tps in THROUGHPUT_TABLE)
+                     + " tok/s")
 KNOWN_PARAMS = {"smollm2-135m": 135e6, "smollm2": 135e6, "gemma-3-270m": 270e6, "gemma3-270m": 270e6}
 
 

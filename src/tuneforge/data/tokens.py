@@ -23,6 +23,7 @@ import importlib.util
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -326,9 +327,11 @@ def _bundled_smollm2():
     return AutoTokenizer.from_pretrained(spec.submodule_search_locations[0], gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
-def resolve_tokenizer(name: str | None = None) -> TokenCounter:
-    """``cl100k_base``/``o200k_base`` → tiktoken (offline); a folder → ``AutoTokenizer``; anything
-    else → ``tuneforge.registry.load_tokenizer(name)`` (imported lazily)."""
+def resolve_tokenizer(name: str | None = None, load_named: Callable[[str], Any] | None = None) -> TokenCounter:
+    """``cl100k_base``/``o200k_base`` → tiktoken (offline); a folder → ``AutoTokenizer``; any other name →
+    ``load_named(name)`` when the caller has a model registry (the CLI passes the server's), else the
+    bundled SmolLM2 for its own names. The toolkit sits below the model catalog, so it is handed the
+    loader rather than importing it."""
     name = name or DEFAULT_LOCAL_TOKENIZER
     if name in OPENAI_ENCODINGS:
         return OpenAICounter(name)
@@ -336,12 +339,8 @@ def resolve_tokenizer(name: str | None = None) -> TokenCounter:
         from transformers import AutoTokenizer
 
         return HFCounter(AutoTokenizer.from_pretrained(name), name=name)
-    try:
-        from tuneforge.registry import load_tokenizer  # type: ignore[import-not-found]
-    except ImportError:
-        load_tokenizer = None
-    if load_tokenizer is not None:
-        return HFCounter(load_tokenizer(name), name=name)
+    if load_named is not None:
+        return HFCounter(load_named(name), name=name)
     if name.lower() in (DEFAULT_LOCAL_TOKENIZER, "smollm2", "smollm2-135m"):
         return HFCounter(_bundled_smollm2(), name=name)
     raise TokenizerError(f"unknown tokenizer {name!r}: use cl100k_base, o200k_base, a local model folder "

@@ -216,27 +216,3 @@ class Ingestor:
                         self._idle.set()
 
 
-_state_lock = threading.Lock()
-
-
-def ingestor_for(state) -> Ingestor:
-    """The app's ingestor (``state.extras["ingestor"]``), created on first use; closed at shutdown."""
-    with _state_lock:
-        ingestor = state.extras.get("ingestor")
-        if ingestor is None:
-            ingestor = state.extras["ingestor"] = Ingestor(state.db, state.store)
-
-            async def _close() -> None:
-                from starlette.concurrency import run_in_threadpool
-
-                await run_in_threadpool(ingestor.close)
-
-            state.add_closer(_close)
-        return ingestor
-
-
-def start(state) -> None:
-    """Lifespan hook: pick up files whose ingestion a previous run of the server did not finish."""
-    pending = ingestor_for(state).resume()
-    if pending:
-        log.info("resuming ingestion of %d vector-store file(s)", pending)

@@ -12,10 +12,10 @@ from pathlib import Path
 
 from sqlalchemy import delete, select, update
 
-from tuneforge import catalog
 from tuneforge.db.models import FineTunedModel, FineTuningCheckpointRow, FineTuningJobRow
 from tuneforge.db.session import Database
 from tuneforge.ids import new_id
+from tuneforge.models import catalog
 from tuneforge.settings import Settings
 from tuneforge.training import checkpoints as ck
 from tuneforge.training import store

@@ -33,11 +33,11 @@ def _watch_parent(parent: int) -> None:
 
 
 def run_job(settings, db, job_id: str, worker_id: str, stop: threading.Event) -> int:
-    from tuneforge import catalog
-    from tuneforge.api.v1.files import service as files_service
     from tuneforge.data import load_chat_examples
     from tuneforge.db.models import FineTuningJobRow, Project
-    from tuneforge.registry import ModelRegistry
+    from tuneforge.files import service as files_service
+    from tuneforge.models import catalog
+    from tuneforge.models.registry import ModelRegistry
     from tuneforge.storage import LocalBlobStore
     from tuneforge.training import checkpoints as ck
     from tuneforge.training import store
@@ -88,7 +88,7 @@ def run_job(settings, db, job_id: str, worker_id: str, stop: threading.Event) ->
         max_seq_len=settings.train_max_seq_len, n_train_examples=len(train_examples),
         n_valid_examples=len(valid_examples), threads=threads)
     started = time.perf_counter()
-    # Random tiny models: LoRA alone plateaus, so their norm layers train too (ARCHITECTURE §4).
+    # Random tiny models: LoRA alone plateaus (measured: the loss stalls), so their norm layers train too.
     cfg.extra["train_norms"] = tiny
     model, tokenizer = load_model(cfg, model_path)
     template = None

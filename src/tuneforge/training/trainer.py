@@ -64,7 +64,7 @@ class TrainResult:
 
 
 def norm_module_names(model) -> list[str]:
-    """Leaf names of normalisation layers (trained too on random tiny models, see ARCHITECTURE §4)."""
+    """Leaf names of normalisation layers (trained too on random tiny models, where LoRA alone plateaus)."""
     return sorted({name.rsplit(".", 1)[-1] for name, mod in model.named_modules()
                    if name and "norm" in type(mod).__name__.lower()})
 

@@ -15,6 +15,7 @@ Nothing here imports torch: the worker stays light and responsive; training live
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
@@ -23,13 +24,16 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from tuneforge.db.models import FineTuningJobRow, now_s
 from tuneforge.db.session import Database
 from tuneforge.settings import Settings
 from tuneforge.training import store
 from tuneforge.training.runner import EXIT_STOPPED
+
+if TYPE_CHECKING:
+    from tuneforge.runtime import Runtime
 
 log = logging.getLogger("tuneforge.worker")
 PAUSE_GRACE_S = 300.0  # a pause waits this long for the step in flight, then falls back to the checkpoint
@@ -118,8 +122,8 @@ class Worker:
                                       "message": f"Validating the files failed: {type(exc).__name__}: {exc}"}))
 
     def _validate(self, job_id: str) -> None:
-        from tuneforge.api.v1.files import service as files_service
         from tuneforge.data import check_file
+        from tuneforge.files import service as files_service
         from tuneforge.storage import LocalBlobStore
 
         blobs = LocalBlobStore(self.settings.blobs_dir)
@@ -296,17 +300,15 @@ if __name__ == "__main__":  # python -m tuneforge.training.worker (tests start i
     run_standalone(s)
 
 
-def start_in_process(state) -> Worker | None:
+def start_in_process(rt: Runtime) -> Worker | None:
     """Called from the app's lifespan: a worker thread sharing the app's database, stopped at shutdown."""
-    if not state.settings.worker_in_process:
+    if not rt.settings.worker_in_process:
         return None
-    from starlette.concurrency import run_in_threadpool
-
-    worker = Worker(state.settings, state.db).start()
-    state.extras["training_worker"] = worker
+    worker = Worker(rt.settings, rt.db).start()
+    rt.training_worker = worker
 
     async def _stop() -> None:
-        await run_in_threadpool(worker.stop)
+        await asyncio.to_thread(worker.stop)
 
-    state.add_closer(_stop)
+    rt.add_closer(_stop)
     return worker

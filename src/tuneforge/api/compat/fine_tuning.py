@@ -6,32 +6,28 @@ OpenAI field. Errors use OpenAI's envelope, like the rest of the server.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
-from sqlalchemy.orm import Session
+from fastapi import APIRouter
 
 from tuneforge.api.compat.envelope import ok
-from tuneforge.api.deps import AppState, get_principal, get_session, get_state
-from tuneforge.api.v1.fine_tuning import service
+from tuneforge.api.deps import PrincipalDep, RuntimeDep, SessionDep
 from tuneforge.api.v1.fine_tuning.protocol import CompatCreateRequest, CompatRetrieveRequest
-from tuneforge.api.v1.fine_tuning.router import wake_worker
-from tuneforge.projects import Principal
+from tuneforge.training import service
 
 router = APIRouter(tags=["compat"])
 
 
 @router.post("/fine_tuning")
-def create_fine_tuning(body: CompatCreateRequest, state: AppState = Depends(get_state),
-                       session: Session = Depends(get_session), principal: Principal = Depends(get_principal)) -> dict:
+def create_fine_tuning(
+    state: RuntimeDep, session: SessionDep, principal: PrincipalDep, body: CompatCreateRequest
+) -> dict:
     """Start a supervised LoRA job on ``training_file`` (model defaults to the server's default model)."""
     request = body.model_dump(exclude_none=True)
     request.setdefault("model", state.settings.default_model)
-    job = service.create_job(session, state.registry, state.settings, principal.project_id, request)
-    session.commit()
-    wake_worker(state)
-    return ok(job)
+    return ok(service.create(state, session, principal.project_id, request))
 
 
 @router.post("/retrieve")
-def retrieve_fine_tuning(body: CompatRetrieveRequest, session: Session = Depends(get_session),
-                         principal: Principal = Depends(get_principal)) -> dict:
-    return ok(service.get_job(session, principal.project_id, body.fine_tuning_job_id))
+def retrieve_fine_tuning(
+    state: RuntimeDep, session: SessionDep, principal: PrincipalDep, body: CompatRetrieveRequest
+) -> dict:
+    return ok(service.retrieve(state, session, principal.project_id, body.fine_tuning_job_id))

@@ -6,15 +6,14 @@ like the rest of the server.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from tuneforge.api.compat.envelope import ok
-from tuneforge.api.deps import AppState, get_principal, get_state
+from tuneforge.api.deps import PrincipalDep, RuntimeDep
 from tuneforge.api.multipart import parse_multipart
-from tuneforge.api.v1.files import service as files_service
 from tuneforge.errors import InvalidRequest
-from tuneforge.projects import Principal
+from tuneforge.files import service as files_service
 
 router = APIRouter(tags=["compat"])
 
@@ -25,11 +24,26 @@ def status() -> dict:
     return ok({})
 
 
-@router.post("/upload_files", openapi_extra={"requestBody": {"required": True, "content": {
-    "multipart/form-data": {"schema": {"type": "object", "required": ["files"], "properties": {
-        "files": {"type": "array", "items": {"type": "string", "format": "binary"}}}}}}}})
-async def upload_files(request: Request, state: AppState = Depends(get_state),
-                       principal: Principal = Depends(get_principal)) -> dict:
+@router.post(
+    "/upload_files",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["files"],
+                        "properties": {
+                            "files": {"type": "array", "items": {"type": "string", "format": "binary"}}
+                        },
+                    }
+                }
+            },
+        }
+    },
+)
+async def upload_files(state: RuntimeDep, principal: PrincipalDep, request: Request) -> dict:
     """Store one or many files (field ``files``) with purpose ``fine-tune``."""
     form = await parse_multipart(request, state.store, max_file_bytes=state.settings.max_upload_bytes)
     try:
@@ -41,12 +55,23 @@ async def upload_files(request: Request, state: AppState = Depends(get_state),
             out = []
             with state.db.session() as session:
                 for upload in uploads:
-                    row = files_service.create_file(session, state.store, project_id=principal.project_id,
-                                                    writer=upload.writer, filename=upload.filename,
-                                                    purpose="fine-tune")
-                    out.append({"content_type": upload.content_type, "filename": upload.filename,
-                                "response": files_service.file_object(row), "size": row.bytes,
-                                "status": "uploaded"})
+                    row = files_service.create_file(
+                        session,
+                        state.store,
+                        project_id=principal.project_id,
+                        writer=upload.writer,
+                        filename=upload.filename,
+                        purpose="fine-tune",
+                    )
+                    out.append(
+                        {
+                            "content_type": upload.content_type,
+                            "filename": upload.filename,
+                            "response": files_service.file_object(row),
+                            "size": row.bytes,
+                            "status": "uploaded",
+                        }
+                    )
             return out
 
         return ok(await run_in_threadpool(_store))

@@ -2,51 +2,47 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from fastapi import APIRouter
 
-from fastapi import APIRouter, Depends, Query
-from sqlalchemy.orm import Session
-
-from tuneforge.api.deps import AppState, get_principal, get_session, get_state
-from tuneforge.api.v1.vector_stores.router import json_object
+from tuneforge.api.deps import PageDep, PrincipalDep, RuntimeDep, SessionDep
+from tuneforge.api.schemas import sent
+from tuneforge.api.v1.assistants.protocol import CreateAssistantRequest, ModifyAssistantRequest
 from tuneforge.assistants import service
 from tuneforge.assistants.objects import assistant_object
-from tuneforge.projects import Principal
-from tuneforge.retrieval.ingest import ingestor_for
 
 router = APIRouter(tags=["assistants"])
 
 
-def page_params(limit: int = Query(20), order: Literal["asc", "desc"] = "desc", after: str | None = None,
-                before: str | None = None) -> dict:
-    return {"limit": limit, "order": order, "after": after, "before": before}
-
-
 @router.post("/assistants")
-def create_assistant(body: dict = Depends(json_object), state: AppState = Depends(get_state),
-                     session: Session = Depends(get_session), principal: Principal = Depends(get_principal)):
-    return service.create_assistant(state, session, ingestor_for(state), principal.project_id, body)
+def create_assistant(
+    state: RuntimeDep, session: SessionDep, principal: PrincipalDep, body: CreateAssistantRequest
+):
+    return service.create_assistant(state, session, state.ingestor, principal.project_id, sent(body))
 
 
 @router.get("/assistants")
-def list_assistants(page: dict = Depends(page_params), session: Session = Depends(get_session),
-                    principal: Principal = Depends(get_principal)):
+def list_assistants(session: SessionDep, principal: PrincipalDep, page: PageDep):
     return service.list_assistants(session, principal.project_id, **page)
 
 
 @router.get("/assistants/{assistant_id}")
-def retrieve_assistant(assistant_id: str, session: Session = Depends(get_session),
-                       principal: Principal = Depends(get_principal)):
+def retrieve_assistant(session: SessionDep, principal: PrincipalDep, assistant_id: str):
     return assistant_object(service.get_assistant(session, principal.project_id, assistant_id))
 
 
 @router.post("/assistants/{assistant_id}")
-def modify_assistant(assistant_id: str, body: dict = Depends(json_object), state: AppState = Depends(get_state),
-                     session: Session = Depends(get_session), principal: Principal = Depends(get_principal)):
-    return service.modify_assistant(state, session, ingestor_for(state), principal.project_id, assistant_id, body)
+def modify_assistant(
+    state: RuntimeDep,
+    session: SessionDep,
+    principal: PrincipalDep,
+    assistant_id: str,
+    body: ModifyAssistantRequest | None = None,
+):
+    return service.modify_assistant(
+        state, session, state.ingestor, principal.project_id, assistant_id, sent(body)
+    )
 
 
 @router.delete("/assistants/{assistant_id}")
-def delete_assistant(assistant_id: str, session: Session = Depends(get_session),
-                     principal: Principal = Depends(get_principal)):
+def delete_assistant(session: SessionDep, principal: PrincipalDep, assistant_id: str):
     return service.delete_assistant(session, principal.project_id, assistant_id)

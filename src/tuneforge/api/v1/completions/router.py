@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 
-from tuneforge.api.deps import AppState, get_principal, get_state
-from tuneforge.api.v1.chat.http import generation_endpoint, schema
+from tuneforge.api.deps import PrincipalDep, RuntimeDep
+from tuneforge.api.http import generation_endpoint, schema
 from tuneforge.api.v1.completions.protocol import CompletionRequest
-from tuneforge.projects import Principal
 
 router = APIRouter(tags=["completions"])
 
 
 @router.post("/completions", openapi_extra=schema(CompletionRequest))
-async def create_completion(request: Request, state: AppState = Depends(get_state),
-                            principal: Principal = Depends(get_principal)):
-    from tuneforge.api.v1.completions import service  # pulls in torch: loaded on first use, not at start-up
+async def create_completion(state: RuntimeDep, principal: PrincipalDep, request: Request):
+    from tuneforge.serving import (
+        completions as service,  # pulls in torch: loaded on first use, not at start-up
+    )
 
-    return await generation_endpoint(request, state, principal, path="completions", request_model=CompletionRequest,
-                                     service=service)
+    return await generation_endpoint(
+        request, state, principal, path="completions", request_model=CompletionRequest, service=service
+    )

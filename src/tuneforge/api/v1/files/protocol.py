@@ -6,9 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-UPLOAD_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
-# Purposes only the server assigns (job results, assistant outputs).
-SYSTEM_PURPOSES = ("fine-tune-results", "assistants_output", "batch_output")
+from tuneforge.files.service import SYSTEM_PURPOSES, UPLOAD_PURPOSES  # noqa: F401 - part of the wire contract
 
 
 class FileObject(BaseModel):

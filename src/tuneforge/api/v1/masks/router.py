@@ -2,42 +2,39 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
-from sqlalchemy.orm import Session
+from fastapi import APIRouter
 
-from tuneforge.api.deps import get_principal, get_session
-from tuneforge.api.v1.assistants.router import page_params
-from tuneforge.api.v1.vector_stores.router import json_object
+from tuneforge.api.deps import PageDep, PrincipalDep, SessionDep
+from tuneforge.api.schemas import sent
+from tuneforge.api.v1.masks.protocol import CreateMaskRequest, ModifyMaskRequest
 from tuneforge.assistants import masks
-from tuneforge.projects import Principal
 
 router = APIRouter(tags=["masks (tuneforge extension)"])
 
 
 @router.post("/masks")
-def create_mask(body: dict = Depends(json_object), session: Session = Depends(get_session),
-                principal: Principal = Depends(get_principal)):
-    return masks.create_mask(session, principal.project_id, body)
+def create_mask(session: SessionDep, principal: PrincipalDep, body: CreateMaskRequest):
+    return masks.create_mask(session, principal.project_id, sent(body))
 
 
 @router.get("/masks")
-def list_masks(page: dict = Depends(page_params), session: Session = Depends(get_session),
-               principal: Principal = Depends(get_principal)):
+def list_masks(session: SessionDep, principal: PrincipalDep, page: PageDep):
     return masks.list_masks(session, principal.project_id, **page)
 
 
 @router.get("/masks/{mask}")
-def retrieve_mask(mask: str, session: Session = Depends(get_session), principal: Principal = Depends(get_principal)):
+def retrieve_mask(session: SessionDep, principal: PrincipalDep, mask: str):
     """By id (``mask_…``) or by name."""
     return masks.mask_object(masks.get_mask(session, principal.project_id, mask))
 
 
 @router.post("/masks/{mask}")
-def modify_mask(mask: str, body: dict = Depends(json_object), session: Session = Depends(get_session),
-                principal: Principal = Depends(get_principal)):
-    return masks.modify_mask(session, principal.project_id, mask, body)
+def modify_mask(
+    session: SessionDep, principal: PrincipalDep, mask: str, body: ModifyMaskRequest | None = None
+):
+    return masks.modify_mask(session, principal.project_id, mask, sent(body))
 
 
 @router.delete("/masks/{mask}")
-def delete_mask(mask: str, session: Session = Depends(get_session), principal: Principal = Depends(get_principal)):
+def delete_mask(session: SessionDep, principal: PrincipalDep, mask: str):
     return masks.delete_mask(session, principal.project_id, mask)

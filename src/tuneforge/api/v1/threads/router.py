@@ -6,189 +6,213 @@ event loop before the run is handed to the executor; database work goes to the t
 
 from __future__ import annotations
 
-import json
-
-from fastapi import APIRouter, Depends, Query
-from fastapi.responses import StreamingResponse
-from sqlalchemy.orm import Session
+from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
-from tuneforge.api.deps import AppState, get_principal, get_session, get_state
-from tuneforge.api.v1.assistants.router import page_params
-from tuneforge.api.v1.vector_stores.router import json_object
+from tuneforge.api import sse
+from tuneforge.api.deps import PageDep, PrincipalDep, RuntimeDep, SessionDep
+from tuneforge.api.schemas import sent
+from tuneforge.api.v1.threads.protocol import (
+    CreateMessageRequest,
+    CreateRunRequest,
+    CreateThreadAndRunRequest,
+    CreateThreadRequest,
+    ModifyRequest,
+    ModifyThreadRequest,
+    SubmitToolOutputsRequest,
+)
 from tuneforge.assistants import runs, service
-from tuneforge.assistants.events import DONE
-from tuneforge.assistants.executor import executor_for
 from tuneforge.assistants.objects import message_object, run_object, thread_object
-from tuneforge.projects import Principal
-from tuneforge.retrieval.ingest import ingestor_for
+from tuneforge.runtime import Runtime
 
 router = APIRouter(tags=["threads"])
 Include = Query(None, alias="include[]")
 
 
-def _sse(name: str, data) -> bytes:
-    return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
-
-
-async def _start(state: AppState, created: list[tuple[str, dict]], run: dict, stream: bool):
-    executor = executor_for(state)
+async def _start(rt: Runtime, created: list[tuple[str, dict]], run: dict, stream: bool):
     if not stream:
-        executor.submit(run["id"])
+        rt.runs.submit(run["id"])
         return run
-    queue = executor.bus.subscribe(run["id"])
-    executor.submit(run["id"])
 
     async def events():
-        try:
-            for name, data in created:
-                yield _sse(name, data)
-            while True:
-                item = await queue.get()
-                if item is DONE:
-                    break
-                yield _sse(*item)
-            yield b"event: done\ndata: [DONE]\n\n"
-        finally:
-            executor.bus.unsubscribe(run["id"], queue)
+        async for name, data in rt.runs.submit_streaming(run["id"], created):
+            yield sse.ServerEvent(data, name=name)
 
-    return StreamingResponse(events(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return sse.sse_response(events(), done=sse.ServerEvent("[DONE]", name="done"))
 
 
 # ---------------------------------------------------------------- threads
 
+
 @router.post("/threads")
-def create_thread(body: dict = Depends(json_object), state: AppState = Depends(get_state),
-                  session: Session = Depends(get_session), principal: Principal = Depends(get_principal)):
-    return thread_object(service.create_thread(session, ingestor_for(state), principal.project_id, body))
+def create_thread(
+    state: RuntimeDep, session: SessionDep, principal: PrincipalDep, body: CreateThreadRequest | None = None
+):
+    return thread_object(service.create_thread(session, state.ingestor, principal.project_id, sent(body)))
 
 
 @router.post("/threads/runs")
-async def create_thread_and_run(body: dict = Depends(json_object), state: AppState = Depends(get_state),
-                                principal: Principal = Depends(get_principal)):
+async def create_thread_and_run(state: RuntimeDep, principal: PrincipalDep, body: CreateThreadAndRunRequest):
     def _create():
         with state.db.session() as session:
-            thread, run = runs.create_thread_and_run(state, session, ingestor_for(state), principal.project_id, body)
+            thread, run = runs.create_thread_and_run(
+                state, session, state.ingestor, principal.project_id, sent(body)
+            )
             session.commit()
             return thread_object(thread), run_object(run)
 
     thread, run = await run_in_threadpool(_create)
-    return await _start(state, [("thread.created", thread), ("thread.run.created", run), ("thread.run.queued", run)],
-                        run, bool(body.get("stream")))
+    return await _start(
+        state,
+        [("thread.created", thread), ("thread.run.created", run), ("thread.run.queued", run)],
+        run,
+        bool(body.stream),
+    )
 
 
 @router.get("/threads/{thread_id}")
-def retrieve_thread(thread_id: str, session: Session = Depends(get_session),
-                    principal: Principal = Depends(get_principal)):
+def retrieve_thread(session: SessionDep, principal: PrincipalDep, thread_id: str):
     return thread_object(service.get_thread(session, principal.project_id, thread_id))
 
 
 @router.post("/threads/{thread_id}")
-def modify_thread(thread_id: str, body: dict = Depends(json_object), state: AppState = Depends(get_state),
-                  session: Session = Depends(get_session), principal: Principal = Depends(get_principal)):
-    return service.modify_thread(session, ingestor_for(state), principal.project_id, thread_id, body)
+def modify_thread(
+    state: RuntimeDep,
+    session: SessionDep,
+    principal: PrincipalDep,
+    thread_id: str,
+    body: ModifyThreadRequest | None = None,
+):
+    return service.modify_thread(session, state.ingestor, principal.project_id, thread_id, sent(body))
 
 
 @router.delete("/threads/{thread_id}")
-def delete_thread(thread_id: str, session: Session = Depends(get_session),
-                  principal: Principal = Depends(get_principal)):
+def delete_thread(session: SessionDep, principal: PrincipalDep, thread_id: str):
     return service.delete_thread(session, principal.project_id, thread_id)
 
 
 # ---------------------------------------------------------------- messages
 
+
 @router.post("/threads/{thread_id}/messages")
-def create_message(thread_id: str, body: dict = Depends(json_object), session: Session = Depends(get_session),
-                   principal: Principal = Depends(get_principal)):
-    return service.create_message(session, principal.project_id, thread_id, body)
+def create_message(session: SessionDep, principal: PrincipalDep, body: CreateMessageRequest, thread_id: str):
+    return service.create_message(session, principal.project_id, thread_id, sent(body))
 
 
 @router.get("/threads/{thread_id}/messages")
-def list_messages(thread_id: str, run_id: str | None = None, page: dict = Depends(page_params),
-                  session: Session = Depends(get_session), principal: Principal = Depends(get_principal)):
+def list_messages(
+    session: SessionDep, principal: PrincipalDep, page: PageDep, thread_id: str, run_id: str | None = None
+):
     return service.list_messages(session, principal.project_id, thread_id, run_id=run_id, **page)
 
 
 @router.get("/threads/{thread_id}/messages/{message_id}")
-def retrieve_message(thread_id: str, message_id: str, session: Session = Depends(get_session),
-                     principal: Principal = Depends(get_principal)):
+def retrieve_message(session: SessionDep, principal: PrincipalDep, thread_id: str, message_id: str):
     return message_object(service.get_message(session, principal.project_id, thread_id, message_id))
 
 
 @router.post("/threads/{thread_id}/messages/{message_id}")
-def modify_message(thread_id: str, message_id: str, body: dict = Depends(json_object),
-                   session: Session = Depends(get_session), principal: Principal = Depends(get_principal)):
-    return service.modify_message(session, principal.project_id, thread_id, message_id, body)
+def modify_message(
+    session: SessionDep,
+    principal: PrincipalDep,
+    thread_id: str,
+    message_id: str,
+    body: ModifyRequest | None = None,
+):
+    return service.modify_message(session, principal.project_id, thread_id, message_id, sent(body))
 
 
 @router.delete("/threads/{thread_id}/messages/{message_id}")
-def delete_message(thread_id: str, message_id: str, session: Session = Depends(get_session),
-                   principal: Principal = Depends(get_principal)):
+def delete_message(session: SessionDep, principal: PrincipalDep, thread_id: str, message_id: str):
     return service.delete_message(session, principal.project_id, thread_id, message_id)
 
 
 # ---------------------------------------------------------------- runs
 
+
 @router.post("/threads/{thread_id}/runs")
-async def create_run(thread_id: str, body: dict = Depends(json_object), include: list[str] | None = Include,
-                     state: AppState = Depends(get_state), principal: Principal = Depends(get_principal)):
+async def create_run(
+    state: RuntimeDep,
+    principal: PrincipalDep,
+    body: CreateRunRequest,
+    thread_id: str,
+    include: list[str] | None = Include,
+):
     def _create():
         with state.db.session() as session:
             thread = service.get_thread(session, principal.project_id, thread_id)
-            run = runs.create_run(state, session, principal.project_id, thread, body)
+            run = runs.create_run(state, session, principal.project_id, thread, sent(body))
             session.commit()
             return run_object(run)
 
     run = await run_in_threadpool(_create)
-    return await _start(state, [("thread.run.created", run), ("thread.run.queued", run)], run,
-                        bool(body.get("stream")))
+    return await _start(
+        state, [("thread.run.created", run), ("thread.run.queued", run)], run, bool(body.stream)
+    )
 
 
 @router.get("/threads/{thread_id}/runs")
-def list_runs(thread_id: str, page: dict = Depends(page_params), session: Session = Depends(get_session),
-              principal: Principal = Depends(get_principal)):
+def list_runs(session: SessionDep, principal: PrincipalDep, page: PageDep, thread_id: str):
     return runs.list_runs(session, principal.project_id, thread_id, **page)
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}")
-def retrieve_run(thread_id: str, run_id: str, session: Session = Depends(get_session),
-                 principal: Principal = Depends(get_principal)):
+def retrieve_run(session: SessionDep, principal: PrincipalDep, thread_id: str, run_id: str):
     return run_object(runs.get_run(session, principal.project_id, thread_id, run_id))
 
 
 @router.post("/threads/{thread_id}/runs/{run_id}")
-def modify_run(thread_id: str, run_id: str, body: dict = Depends(json_object), session: Session = Depends(get_session),
-               principal: Principal = Depends(get_principal)):
-    return runs.modify_run(session, principal.project_id, thread_id, run_id, body)
+def modify_run(
+    session: SessionDep,
+    principal: PrincipalDep,
+    thread_id: str,
+    run_id: str,
+    body: ModifyRequest | None = None,
+):
+    return runs.modify_run(session, principal.project_id, thread_id, run_id, sent(body))
 
 
 @router.post("/threads/{thread_id}/runs/{run_id}/cancel")
-def cancel_run(thread_id: str, run_id: str, state: AppState = Depends(get_state),
-               session: Session = Depends(get_session), principal: Principal = Depends(get_principal)):
+def cancel_run(state: RuntimeDep, session: SessionDep, principal: PrincipalDep, thread_id: str, run_id: str):
     row = runs.cancel_run(session, principal.project_id, thread_id, run_id)
     if row.status == "cancelling":
-        executor_for(state).cancel(row.id)
+        state.runs.cancel(row.id)
     return run_object(row)
 
 
 @router.post("/threads/{thread_id}/runs/{run_id}/submit_tool_outputs")
-def submit_tool_outputs(thread_id: str, run_id: str, session: Session = Depends(get_session),
-                        principal: Principal = Depends(get_principal)):
+def submit_tool_outputs(
+    session: SessionDep, principal: PrincipalDep, thread_id: str, run_id: str, body: SubmitToolOutputsRequest
+):
     from tuneforge.errors import InvalidRequest
 
     row = runs.get_run(session, principal.project_id, thread_id, run_id)
-    raise InvalidRequest(f"Run {row.id} does not require tool outputs (status '{row.status}'): this server "
-                         "does not call function tools.", param="run_id")
+    raise InvalidRequest(
+        f"Run {row.id} does not require tool outputs (status '{row.status}'): this server "
+        "does not call function tools.",
+        param="run_id",
+    )
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/steps")
-def list_run_steps(thread_id: str, run_id: str, include: list[str] | None = Include, page: dict = Depends(page_params),
-                   session: Session = Depends(get_session), principal: Principal = Depends(get_principal)):
+def list_run_steps(
+    session: SessionDep,
+    principal: PrincipalDep,
+    page: PageDep,
+    thread_id: str,
+    run_id: str,
+    include: list[str] | None = Include,
+):
     return runs.list_steps(session, principal.project_id, thread_id, run_id, include, **page)
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/steps/{step_id}")
-def retrieve_run_step(thread_id: str, run_id: str, step_id: str, include: list[str] | None = Include,
-                      session: Session = Depends(get_session), principal: Principal = Depends(get_principal)):
+def retrieve_run_step(
+    session: SessionDep,
+    principal: PrincipalDep,
+    thread_id: str,
+    run_id: str,
+    step_id: str,
+    include: list[str] | None = Include,
+):
     return runs.get_step(session, principal.project_id, thread_id, run_id, step_id, include)

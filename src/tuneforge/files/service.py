@@ -7,12 +7,15 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tuneforge.api.pagination import check_limit, paginate
-from tuneforge.api.v1.files.protocol import SYSTEM_PURPOSES, UPLOAD_PURPOSES
 from tuneforge.db.models import FileRecord, now_s
+from tuneforge.db.pagination import check_limit, paginate
 from tuneforge.errors import InvalidRequest, NotFound
 from tuneforge.ids import new_id
 from tuneforge.storage import BlobStore, BlobWriter
+
+UPLOAD_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
+# Purposes only the server assigns (job results, assistant outputs).
+SYSTEM_PURPOSES = ("fine-tune-results", "assistants_output", "batch_output")
 
 MIN_EXPIRY_S, MAX_EXPIRY_S = 3600, 2592000
 

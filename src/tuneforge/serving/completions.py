@@ -13,15 +13,14 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
-from tuneforge.api.v1.chat.service import served_model, usage
-from tuneforge.api.v1.completions.protocol import CompletionRequest
 from tuneforge.errors import InvalidRequest
 from tuneforge.ids import new_id
 from tuneforge.inference import params as P
 from tuneforge.inference.adapters import adapter_key
 from tuneforge.inference.batch import Delta, Finish, GenerationRequest
 from tuneforge.inference.engine import BaseInfo
-from tuneforge.inference.runtime import get_engine
+from tuneforge.serving.chat import served_model, usage
+from tuneforge.serving.requests import CompletionRequest
 
 MAX_PROMPTS = 64
 
@@ -87,7 +86,7 @@ def prepare(state, session: Session, body: CompletionRequest, project_id: str) -
         raise InvalidRequest("The 'stream_options' parameter is only allowed when 'stream' is enabled.",
                              param="stream_options")
     served = served_model(state, session, body.model, project_id)
-    info = get_engine(state).info(served.base_model)
+    info = state.engine.info(served.base_model)
     prompts = _prompts(body.prompt, info)
     if n * len(prompts) > state.settings.serve_max_n * 4:
         raise InvalidRequest("Too many choices: n times the number of prompts is limited to "
@@ -113,7 +112,7 @@ def prepare(state, session: Session, body: CompletionRequest, project_id: str) -
 
 async def _merged(state, requests: list[GenerationRequest]) -> AsyncIterator[tuple[int, object]]:
     """Events of several requests as they come, tagged with the request's position."""
-    engine = get_engine(state)
+    engine = state.engine
     queue: asyncio.Queue = asyncio.Queue()
 
     async def pump(i: int, request: GenerationRequest) -> None:

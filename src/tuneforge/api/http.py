@@ -1,6 +1,6 @@
-"""HTTP helpers shared by the chat, completions and embeddings routers: raw JSON bodies (so upstream
-requests are forwarded untouched), validation errors in OpenAI's shape, the upstream passthrough, and
-cancelling non-streaming work when the client hangs up."""
+"""HTTP helpers shared by routers: the one JSON-body reader (raw bytes kept, so upstream requests are
+forwarded untouched), validation errors in OpenAI's shape, the upstream pass-through, and cancelling
+non-streaming work when the client hangs up."""
 
 from __future__ import annotations
 
@@ -17,13 +17,15 @@ from starlette.concurrency import run_in_threadpool
 
 from tuneforge.api import sse
 from tuneforge.errors import InvalidRequest
-from tuneforge.inference.runtime import get_http, get_upstreams
-from tuneforge.inference.upstream import Upstream, error_envelope, open_upstream
+from tuneforge.gateway import Upstream, UpstreamError
+from tuneforge.runtime import Runtime
 
 log = logging.getLogger("tuneforge.api")
 
-_JSON_HINT = ("We could not parse the JSON body of your request. (HINT: This likely means you aren't using your "
-              "HTTP library correctly. The OpenAI API expects a JSON payload.)")
+_JSON_HINT = (
+    "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your "
+    "HTTP library correctly. The OpenAI API expects a JSON payload.)"
+)
 
 
 async def read_json(request: Request) -> tuple[bytes, dict]:
@@ -46,23 +48,27 @@ def validate(model: type[BaseModel], payload: dict):
 
 def schema(model: type[BaseModel]) -> dict:
     """OpenAPI request body for routes that read the raw body themselves."""
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": model.model_json_schema()}},
+        }
+    }
 
 
-async def passthrough(state, upstream: Upstream, path: str, raw: bytes, request: Request) -> Response:
-    """Forward the request byte for byte; stream the answer back as it arrives (SSE included)."""
-    client = get_http(state)
-    response = await open_upstream(client, upstream, path, raw, dict(request.headers))
+async def passthrough(rt: Runtime, upstream: Upstream, path: str, raw: bytes, request: Request) -> Response:
+    """Forward the request byte for byte; stream the answer back as it arrives (SSE included). The
+    upstream's errors come back in OpenAI's envelope with its status, keys redacted."""
+    try:
+        response = await rt.gateway.open(upstream, path, raw, dict(request.headers))
+    except UpstreamError as exc:
+        return JSONResponse({"error": exc.to_dict()}, status_code=exc.status_code)
     content_type = response.headers.get("content-type", "application/json")
-    if response.status_code >= 400 or "text/event-stream" not in content_type:
+    if "text/event-stream" not in content_type:
         try:
             body = await response.aread()
         finally:
             await response.aclose()
-        if response.status_code >= 400:
-            log.info("upstream %s answered %s on %s", upstream.name, response.status_code, path)
-            return Response(error_envelope(response.status_code, body, upstream), status_code=response.status_code,
-                            media_type="application/json")
         return Response(body, status_code=response.status_code, media_type=content_type)
 
     async def relay():
@@ -72,8 +78,9 @@ async def passthrough(state, upstream: Upstream, path: str, raw: bytes, request:
         finally:  # also when the client hangs up: the upstream stops generating too
             await response.aclose()
 
-    return StreamingResponse(relay(), status_code=response.status_code, media_type=content_type,
-                             headers=sse.HEADERS)
+    return StreamingResponse(
+        relay(), status_code=response.status_code, media_type=content_type, headers=sse.HEADERS
+    )
 
 
 async def unless_disconnected(request: Request, work: Awaitable, poll: float = 0.25):
@@ -87,19 +94,29 @@ async def unless_disconnected(request: Request, work: Awaitable, poll: float = 0
             if await request.is_disconnected():
                 task.cancel()
                 log.info("client disconnected; generation cancelled")
-                return JSONResponse({"error": {"message": "Client disconnected.", "type": "invalid_request_error",
-                                               "param": None, "code": "client_disconnected"}}, status_code=499)
+                return JSONResponse(
+                    {
+                        "error": {
+                            "message": "Client disconnected.",
+                            "type": "invalid_request_error",
+                            "param": None,
+                            "code": "client_disconnected",
+                        }
+                    },
+                    status_code=499,
+                )
     finally:
         if not task.done():
             task.cancel()
 
 
-async def generation_endpoint(request: Request, state, principal, *, path: str, request_model: type[BaseModel],
-                              service) -> Response:
+async def generation_endpoint(
+    request: Request, state: Runtime, principal, *, path: str, request_model: type[BaseModel], service
+) -> Response:
     """The shared body of /chat/completions and /completions: forward to an upstream when one claims
     the model, else validate, prepare in a worker thread, then stream or answer once."""
     raw, payload = await read_json(request)
-    upstream = get_upstreams(state).match(payload.get("model"))
+    upstream = state.gateway.resolve(payload.get("model"))
     if upstream is not None:
         return await passthrough(state, upstream, path, raw, request)
     body = validate(request_model, payload)

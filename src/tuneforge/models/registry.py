@@ -30,7 +30,7 @@ from tuneforge.db.session import Database
 from tuneforge.errors import InvalidRequest, NotFound, PermissionDenied
 from tuneforge.settings import Settings, get_settings
 
-log = logging.getLogger("tuneforge.registry")
+log = logging.getLogger("tuneforge.models")
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 HUB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")

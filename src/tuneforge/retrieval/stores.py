@@ -12,8 +12,6 @@ import json
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from tuneforge.api.pagination import check_limit, paginate
-from tuneforge.api.v1.files import service as files_service
 from tuneforge.db.models import (
     VectorStoreChunkRow,
     VectorStoreFileBatchRow,
@@ -21,7 +19,9 @@ from tuneforge.db.models import (
     VectorStoreRow,
     now_s,
 )
+from tuneforge.db.pagination import check_limit, paginate
 from tuneforge.errors import InvalidRequest, NotFound
+from tuneforge.files import service as files_service
 from tuneforge.ids import new_id
 from tuneforge.retrieval import filters as filters_mod
 from tuneforge.retrieval.chunking import parse_strategy

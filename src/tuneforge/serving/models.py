@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from tuneforge import catalog
-from tuneforge.registry import BaseModelInfo, ModelRegistry
+from tuneforge.gateway import Gateway
+from tuneforge.models import catalog
+from tuneforge.models.registry import BaseModelInfo, ModelRegistry
+from tuneforge.serving.embeddings import model_object as embedding_model
 from tuneforge.settings import Settings
 
 
@@ -16,34 +18,23 @@ def model_object(info: BaseModelInfo) -> dict:
     return obj
 
 
-def list_models(session: Session, registry: ModelRegistry, settings: Settings, project_id: str) -> dict:
+def list_models(session: Session, registry: ModelRegistry, settings: Settings, gateway: Gateway,
+                project_id: str) -> dict:
     data = [model_object(m) for m in registry.list_base_models()]
     data += [m.to_model_object() for m in catalog.list_fine_tuned(session, registry, settings, project_id)]
-    data += _serving_models(settings, {m["id"] for m in data})
+    # the embeddings model and, when reachable, the upstream providers' models
+    seen = {m["id"] for m in data}
+    data += [embedding_model(settings.embedding_model)]
+    data += [m for m in gateway.list_models() if m["id"] not in seen]
     return {"object": "list", "data": data}
 
 
-def _serving_models(settings: Settings, seen: set[str]) -> list[dict]:
-    """The embeddings model and, when reachable, the upstream providers' models (issue #5)."""
-    from tuneforge.api.v1.embeddings.service import model_object as embedding_model
-    from tuneforge.inference.upstream import get_router
-
-    out = [embedding_model(settings.embedding_model)]
-    out += [m for m in get_router(settings).list_models() if m["id"] not in seen]
-    return out
-
-
-def retrieve_model(session: Session, registry: ModelRegistry, settings: Settings, model_id: str,
+def retrieve_model(session: Session, registry: ModelRegistry, settings: Settings, gateway: Gateway, model_id: str,
                    project_id: str) -> dict:
-    from tuneforge.inference.upstream import get_router
-
     if model_id == settings.embedding_model:
-        from tuneforge.api.v1.embeddings.service import model_object as embedding_model
-
         return embedding_model(model_id)
-    router = get_router(settings)
-    if router.match(model_id) is not None:
-        found = router.find_model(model_id)
+    if gateway.resolve(model_id) is not None:
+        found = gateway.find_model(model_id)
         if found is None:
             raise catalog.model_not_found(model_id)
         return found

@@ -16,13 +16,13 @@ import secrets
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tuneforge import catalog
-from tuneforge.api.pagination import check_limit, paginate
-from tuneforge.api.v1.files import service as files_service
 from tuneforge.db.models import FineTuningCheckpointRow, FineTuningEventRow, FineTuningJobRow, now_s
+from tuneforge.db.pagination import check_limit, paginate
 from tuneforge.errors import InvalidRequest, NotFound
+from tuneforge.files import service as files_service
 from tuneforge.ids import new_id
-from tuneforge.registry import ModelRegistry
+from tuneforge.models import catalog
+from tuneforge.models.registry import ModelRegistry
 from tuneforge.settings import Settings
 from tuneforge.training import store
 

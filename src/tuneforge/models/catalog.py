@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from tuneforge.db.models import FineTunedModel, Project
 from tuneforge.errors import NotFound
-from tuneforge.registry import ModelRegistry
+from tuneforge.models.registry import ModelRegistry
 from tuneforge.settings import Settings
 
 

@@ -12,9 +12,6 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from tuneforge import catalog
-from tuneforge.api.v1.chat.protocol import UNSUPPORTED, ChatCompletionRequest
-from tuneforge.catalog import ServedModel
 from tuneforge.errors import InvalidRequest
 from tuneforge.ids import new_id
 from tuneforge.inference import params as P
@@ -22,7 +19,9 @@ from tuneforge.inference.adapters import adapter_key, check_adapter_dir
 from tuneforge.inference.batch import Delta, Finish, GenerationRequest
 from tuneforge.inference.engine import BaseInfo, Engine
 from tuneforge.inference.prompts import adapter_chat_template, normalize_messages, render_chat
-from tuneforge.inference.runtime import get_engine
+from tuneforge.models import catalog
+from tuneforge.models.catalog import ServedModel
+from tuneforge.serving.requests import UNSUPPORTED, ChatCompletionRequest
 
 
 @dataclass
@@ -96,7 +95,7 @@ def prepare(state, session: Session, body: ChatCompletionRequest, project_id: st
     n = body.n or 1
     if n > state.settings.serve_max_n:
         raise InvalidRequest(f"Invalid 'n': at most {state.settings.serve_max_n} choices per request.", param="n")
-    engine: Engine = get_engine(state)
+    engine: Engine = state.engine
     info = engine.info(served.base_model)
     messages = normalize_messages(body.messages)
     prompt = render_chat(info.tokenizer, messages, adapter_chat_template(served.adapter_dir))
@@ -127,7 +126,7 @@ def usage(prompt_tokens: int, completion_tokens: int) -> dict:
 
 async def complete(state, prepared: Prepared) -> dict:
     finishes: dict[int, Finish] = {}
-    async for event in get_engine(state).stream(prepared.request):
+    async for event in state.engine.stream(prepared.request):
         if isinstance(event, Finish):
             finishes[event.index] = event
     choices = []
@@ -146,7 +145,7 @@ async def complete(state, prepared: Prepared) -> dict:
 async def open_stream(state, prepared: Prepared) -> AsyncIterator[dict]:
     """Start generating and wait for the first event, so a failure (e.g. weights that do not load) is
     still an HTTP error; then hand back the chunk iterator."""
-    events = get_engine(state).stream(prepared.request)
+    events = state.engine.stream(prepared.request)
     try:
         first = await anext(events)
     except BaseException:

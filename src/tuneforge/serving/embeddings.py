@@ -10,9 +10,9 @@ import base64
 
 import numpy as np
 
-from tuneforge.api.v1.embeddings.protocol import EmbeddingRequest
 from tuneforge.errors import InvalidRequest, NotFound
 from tuneforge.inference.embeddings import DIMENSIONS, Embedder
+from tuneforge.serving.requests import EmbeddingRequest
 
 MAX_INPUTS = 2048
 MAX_TOKENS_PER_INPUT = 8192  # longer texts are embedded window by window and averaged by the engine

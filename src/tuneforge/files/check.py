@@ -6,14 +6,13 @@ see format problems, token counts and epoch/cost estimates before they start a j
 
 from __future__ import annotations
 
-import threading
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tuneforge import catalog
-from tuneforge.api.v1.files import service as files_service
 from tuneforge.errors import InvalidRequest
+from tuneforge.files import service as files_service
+from tuneforge.models import catalog
 
 OPENAI_ENCODINGS = ("cl100k_base", "o200k_base")
 
@@ -28,18 +27,6 @@ class CheckRequest(BaseModel):
     max_tokens: int | None = Field(None, ge=16, description="Per-example token limit (default: the context)")
 
 
-class TokenizerCache:
-    """Tokenizers are slow to load (seconds); keep the ones the server has used."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._items: dict[str, Any] = {}
-
-    def get(self, key: str, load) -> Any:
-        with self._lock:
-            if key not in self._items:
-                self._items[key] = load()
-            return self._items[key]
 
 
 def check_uploaded_file(state, project_id: str, file_id: str, request: CheckRequest) -> dict:
@@ -58,7 +45,7 @@ def check_uploaded_file(state, project_id: str, file_id: str, request: CheckRequ
                                      request.model or state.settings.default_model, project_id)
             tokenizer_key, context = served.base_model, served.context_length
 
-    cache: TokenizerCache = state.extras.setdefault("tokenizers", TokenizerCache())
+    cache = state.tokenizers
     if tokenizer_key in OPENAI_ENCODINGS:
         tokenizer: Any = tokenizer_key
     else:

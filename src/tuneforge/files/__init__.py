@@ -1,0 +1,1 @@
+"""Uploaded files: storage, listing, deletion and the data-check of training files."""
