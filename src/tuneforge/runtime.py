@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # these pull in torch or start threads: created on first use
     from tuneforge.assistants.executor import RunExecutor
     from tuneforge.inference.embeddings import Embedder
     from tuneforge.inference.engine import Engine
+    from tuneforge.responses.executor import BackgroundResponses
     from tuneforge.retrieval.ingest import Ingestor
     from tuneforge.training.worker import Worker
 
@@ -46,6 +47,7 @@ class Runtime:
     _engine: Engine | None = field(default=None, repr=False)
     _ingestor: Ingestor | None = field(default=None, repr=False)
     _runs: RunExecutor | None = field(default=None, repr=False)
+    _background_responses: BackgroundResponses | None = field(default=None, repr=False)
     _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -112,6 +114,21 @@ class Runtime:
 
                 self._closers.append(_close)
             return self._runs
+
+    @property
+    def background_responses(self) -> BackgroundResponses:
+        """The executor of ``background: true`` responses (a small thread pool)."""
+        with self._lock:
+            if self._background_responses is None:
+                from tuneforge.responses.executor import BackgroundResponses
+
+                executor = self._background_responses = BackgroundResponses(self)
+
+                async def _close() -> None:
+                    await asyncio.get_running_loop().run_in_executor(None, executor.close)
+
+                self._closers.append(_close)
+            return self._background_responses
 
     def wake_training_worker(self) -> None:
         if self.training_worker is not None:

@@ -20,11 +20,13 @@ from tuneforge.api.openapi import install_openapi
 from tuneforge.api.v1.assistants.router import router as assistants_router
 from tuneforge.api.v1.chat.router import router as chat_router
 from tuneforge.api.v1.completions.router import router as completions_router
+from tuneforge.api.v1.conversations.router import router as conversations_router
 from tuneforge.api.v1.embeddings.router import router as embeddings_router
 from tuneforge.api.v1.files.router import router as files_router
 from tuneforge.api.v1.fine_tuning.router import router as fine_tuning_router
 from tuneforge.api.v1.masks.router import router as masks_router
 from tuneforge.api.v1.models.router import router as models_router
+from tuneforge.api.v1.responses.router import router as responses_router
 from tuneforge.api.v1.threads.router import router as threads_router
 from tuneforge.api.v1.vector_stores.router import router as vector_stores_router
 from tuneforge.files import service as files_service
@@ -58,6 +60,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         if pending:
             log.info("resuming ingestion of %d vector-store file(s)", pending)
         rt.runs.recover()  # runs a previous run of the server left queued or in progress
+        rt.background_responses.recover()  # likewise for background responses
         log.info(
             "tuneforge %s ready in %.2f s (data dir %s)",
             __version__,
@@ -94,6 +97,8 @@ def build_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(assistants_router, prefix="/v1")
     app.include_router(threads_router, prefix="/v1")
     app.include_router(masks_router, prefix="/v1")
+    app.include_router(responses_router, prefix="/v1")
+    app.include_router(conversations_router, prefix="/v1")
     app.include_router(compat_router)
     app.include_router(compat_chat_router)
     app.include_router(compat_fine_tuning_router)

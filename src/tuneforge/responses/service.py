@@ -1,0 +1,323 @@
+"""Creating a response on a local model: ``plan`` does every check that can fail (parameters, context,
+conversation, file search, prompt length and truncation) in a worker thread before anything is
+generated or streamed; ``Generation`` then runs the engine and emits the typed events, and stores the
+finished response (and appends it to its conversation).
+
+The prompt is rendered by chat completions' service (``tuneforge.serving.chat.prepare``) from the chat
+messages the items become, so responses and chat completions share one set of sampling and
+constrained-decoding rules (``generation.chat_extras``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from tuneforge.db.models import ResponseRow, now_s
+from tuneforge.errors import InvalidRequest, NotFound, TuneforgeError
+from tuneforge.ids import new_id
+from tuneforge.inference import params as P
+from tuneforge.inference.batch import Delta, Finish
+from tuneforge.responses import conversations, generation, store
+from tuneforge.responses import search as search_mod
+from tuneforge.responses.events import EventBuilder
+from tuneforge.responses.items import last_user_text, normalize_input, output_message, to_messages
+from tuneforge.responses.params import ResponseCreateRequest, check, file_search_tool
+from tuneforge.serving import chat
+from tuneforge.serving.requests import ChatCompletionRequest
+
+log = logging.getLogger("tuneforge.responses")
+ECHOED = ("instructions", "max_output_tokens", "temperature", "top_p", "top_logprobs", "text", "tool_choice",
+          "tools", "truncation", "user", "parallel_tool_calls", "safety_identifier", "prompt_cache_key")
+
+
+@dataclass
+class Plan:
+    id: str
+    created_at: int
+    project_id: str
+    model: str
+    params: dict
+    context: list[dict]
+    input_items: list[dict]
+    prepared: chat.Prepared
+    search: search_mod.Search | None
+    logprobs: bool
+    store: bool
+    background: bool
+    previous_response_id: str | None
+    conversation_id: str | None
+    metadata: dict | None
+
+    def response(self, status: str) -> dict:
+        return store.response_object(
+            id=self.id, created_at=self.created_at, status=status, model=self.model, params=self.params, output=[],
+            previous_response_id=self.previous_response_id, conversation_id=self.conversation_id,
+            background=self.background, store=self.store, metadata=self.metadata)
+
+
+def _echo(body: ResponseCreateRequest) -> dict:
+    params = body.model_dump(include=set(ECHOED), exclude_none=True)
+    params.setdefault("temperature", 1.0)
+    params.setdefault("top_p", 1.0)
+    params.setdefault("tool_choice", "auto")
+    params.setdefault("truncation", "disabled")
+    params.setdefault("parallel_tool_calls", True)
+    params.setdefault("text", {"format": body.text_format()})
+    return params
+
+
+def _context(session: Session, project_id: str, body: ResponseCreateRequest):
+    """(items the model sees before the new input, the conversation row or None)."""
+    if body.previous_response_id:
+        try:
+            previous = store.get(session, project_id, body.previous_response_id)
+        except NotFound as exc:
+            exc.param = "previous_response_id"
+            raise
+        return store.history(previous), None
+    if body.conversation_id:
+        try:
+            row = conversations.get(session, project_id, body.conversation_id)
+        except NotFound as exc:
+            exc.param = "conversation"
+            raise
+        return conversations.all_items(session, row), row
+    return [], None
+
+
+def _prepare(rt, session: Session, project_id: str, body: ResponseCreateRequest, system: str, items: list[dict],
+             extras: dict, logprobs: bool) -> chat.Prepared:
+    """Render and budget the prompt; with ``truncation: auto`` the oldest items go until it fits."""
+    while True:
+        messages = ([{"role": "system", "content": system}] if system else []) + to_messages(items)
+        request = ChatCompletionRequest(
+            model=body.model, messages=messages, max_completion_tokens=body.max_output_tokens,
+            temperature=body.temperature, top_p=body.top_p, logprobs=logprobs or None,
+            top_logprobs=body.top_logprobs if logprobs else None, **extras)
+        try:
+            return chat.prepare(rt, session, request, project_id)
+        except TuneforgeError as exc:
+            if exc.code != "context_length_exceeded":
+                if exc.param == "messages":
+                    exc.param = "input"
+                raise
+            if body.truncation != "auto" or len(items) <= 1:
+                exc.param = "input"
+                raise
+        items = items[1:]
+        while len(items) > 1 and not (items[0].get("type") == "message" and items[0].get("role") == "user"):
+            items = items[1:]  # chat templates expect the conversation to open with a user turn
+
+
+def plan(rt, session: Session, project_id: str, body: ResponseCreateRequest) -> Plan:
+    """Blocking (tokenizer, retrieval, database): run it in a worker thread."""
+    check(body)
+    context, conversation = _context(session, project_id, body)
+    known = {item["id"]: item for item in context if "id" in item}
+
+    def resolve(item_id: str) -> dict:
+        item = known.get(item_id) or conversations.find_item(session, project_id, item_id)
+        if item is None:
+            raise NotFound(f"Item with id '{item_id}' not found.", param="input")
+        return item
+
+    input_items = normalize_input(body.input if body.input is not None else [], resolve_reference=resolve)
+    extras = generation.chat_extras(body, context + input_items)
+    include = set(body.include or [])
+    found = None
+    tool = file_search_tool(body)
+    if tool is not None and body.tool_choice != "none":
+        query = last_user_text(input_items) or last_user_text(context)
+        found = search_mod.run(session, project_id, tool[0], tool[1], query,
+                               include_results="file_search_call.results" in include)
+    system = "\n\n".join(p for p in (body.instructions, search_mod.sources_block(found.results)
+                                     if found and found.results else None) if p)
+    logprobs = "message.output_text.logprobs" in include
+    prepared = _prepare(rt, session, project_id, body, system, context + input_items, extras, logprobs)
+    result = Plan(new_id("resp_"), now_s(), project_id, body.model, _echo(body), context, input_items, prepared,
+                  found, logprobs, body.store is not False, bool(body.background), body.previous_response_id,
+                  conversation.id if conversation is not None else None, body.metadata)
+    if result.store:
+        session.add(ResponseRow(
+            id=result.id, project_id=project_id, created_at=result.created_at,
+            status="queued" if result.background else "in_progress", model=body.model, stored=True,
+            background=result.background, previous_response_id=body.previous_response_id,
+            conversation_id=result.conversation_id, params=json.dumps(result.params, ensure_ascii=False),
+            context=json.dumps(context, ensure_ascii=False), input_items=json.dumps(input_items, ensure_ascii=False),
+            metadata_json=json.dumps(body.metadata, ensure_ascii=False) if body.metadata else None))
+        session.commit()
+    return result
+
+
+def save(rt, plan: Plan, response: dict) -> None:
+    """Store the finished response; a completed one joins its conversation (input, then output)."""
+    if not plan.store:
+        return
+    with rt.db.session() as session:
+        row = session.get(ResponseRow, plan.id)
+        if row is None:  # deleted while it ran
+            return
+        if row.control == "cancel":
+            response["status"] = "cancelled"
+        store.finish(row, response)
+        if plan.conversation_id and response["status"] in ("completed", "incomplete"):
+            conv = session.get(conversations.ConversationRow, plan.conversation_id)
+            if conv is not None:
+                conversations.append(session, conv, plan.input_items + response["output"])
+        session.commit()
+
+
+class Generation:
+    """One response being generated: ``start`` (await the engine's first event, so a model that fails to
+    load is still an HTTP error), then ``events`` (the stream) or ``result`` (the final object)."""
+
+    def __init__(self, rt, plan: Plan, should_stop: Callable[[], bool] = lambda: False):
+        self.rt, self.plan, self.should_stop = rt, plan, should_stop
+        self.builder = EventBuilder(plan.response("in_progress"))
+        self._engine_events = None
+        self._first = None
+
+    async def start(self) -> Generation:
+        self._engine_events = self.rt.engine.stream(self.plan.prepared.request)
+        try:
+            self._first = await anext(self._engine_events)
+        except BaseException:
+            await self._engine_events.aclose()
+            if self.plan.store:
+                await asyncio.to_thread(self._fail, "The model failed to start generating.")
+            raise
+        return self
+
+    async def result(self) -> dict:
+        async for _ in self.events():
+            pass
+        return self.builder.response
+
+    def _fail(self, message: str) -> None:
+        response = self.builder.response
+        response["status"] = "failed"
+        response["error"] = {"code": "server_error", "message": message}
+        save(self.rt, self.plan, response)
+
+    async def events(self) -> AsyncIterator[dict]:
+        plan, b = self.plan, self.builder
+        info = plan.prepared.info
+        saved = False
+        try:
+            b.response["status"] = "in_progress"
+            yield b.lifecycle("created")
+            yield b.lifecycle("in_progress")
+            if plan.search is not None:
+                for event in b.file_search(plan.search.item):
+                    yield event
+            item_id = new_id("msg_")
+            for event in b.message_start(item_id):
+                yield event
+            parts: list[str] = []
+            logprobs: list[dict] = []
+            finish: Finish | None = None
+            cancelled = False
+            event = self._first
+            while event is not None:
+                if isinstance(event, Delta) and event.text:
+                    entries = P.chat_logprobs(info, event.logprobs) if plan.logprobs else None
+                    logprobs += entries or []
+                    parts.append(event.text)
+                    yield b.text_delta(event.text, entries)
+                elif isinstance(event, Finish):
+                    finish = event
+                if self.should_stop():
+                    cancelled = True
+                    break
+                event = await anext(self._engine_events, None)
+            text = "".join(parts)
+            completion_tokens = finish.completion_tokens if finish else len(parts)
+            status = "cancelled" if cancelled else "incomplete" if finish and finish.reason == "length" else "completed"
+            results = plan.search.results if plan.search else []
+            item = output_message(text, status="incomplete" if status != "completed" else "completed",
+                                  annotations=search_mod.annotations(text, results),
+                                  logprobs=logprobs if plan.logprobs else None, item_id=item_id)
+            for event in b.message_done(item):
+                yield event
+            response = b.response
+            response["status"] = status
+            response["usage"] = store.usage_object(plan.prepared.prompt_tokens, completion_tokens)
+            response["completed_at"] = now_s()
+            if status == "incomplete":
+                response["incomplete_details"] = {"reason": "max_output_tokens"}
+            await asyncio.to_thread(save, self.rt, plan, response)
+            saved = True
+            yield b.lifecycle("completed" if status == "completed" else "incomplete" if status == "incomplete"
+                              else "failed")
+        except Exception as exc:
+            if not saved:
+                await asyncio.to_thread(self._fail, str(exc) if isinstance(exc, TuneforgeError)
+                                        else "The server had an error while generating.")
+                saved = True
+            raise
+        finally:
+            await self._engine_events.aclose()  # cancels the request in the engine if the client went away
+            if not saved and plan.store:  # the client hung up mid-stream
+                response = b.response
+                response["status"] = "incomplete"
+                response["incomplete_details"] = {"reason": "client_disconnected"}
+                save(self.rt, plan, response)
+
+
+# ---------------------------------------------------------------- the other operations
+
+
+def retrieve(session: Session, project_id: str, response_id: str) -> dict:
+    return store.row_object(store.get(session, project_id, response_id))
+
+
+def delete(session: Session, project_id: str, response_id: str) -> dict:
+    row = store.get(session, project_id, response_id)
+    if row.status in ("queued", "in_progress"):
+        row.control = "cancel"
+    session.delete(row)
+    session.commit()
+    return {"id": response_id, "object": "response.deleted", "deleted": True}
+
+
+def cancel(rt, session: Session, project_id: str, response_id: str) -> dict:
+    row = store.get(session, project_id, response_id)
+    if not row.background:
+        raise InvalidRequest("Only responses created with background=true can be cancelled.", param="response_id")
+    if row.status in ("queued", "in_progress"):
+        row.control, row.status, row.completed_at = "cancel", "cancelled", None
+        session.commit()
+        rt.background_responses.cancel(row.id)
+    return store.row_object(row)
+
+
+def input_items(session: Session, project_id: str, response_id: str, **page) -> dict:
+    return store.input_items_page(store.get(session, project_id, response_id), **page)
+
+
+def input_tokens(rt, session: Session, project_id: str, payload: dict) -> dict:
+    """``POST /responses/input_tokens``: the prompt this request would have, counted (no generation, no
+    file search, nothing stored)."""
+    payload = {k: v for k, v in payload.items() if k not in ("personality",)}
+    if not payload.get("model"):
+        raise InvalidRequest("Missing required parameter: 'model'.", param="model", code="missing_required_parameter")
+    body = ResponseCreateRequest.model_validate(payload)
+    check(body)
+    context, _ = _context(session, project_id, body)
+
+    def resolve(item_id: str) -> dict:
+        item = conversations.find_item(session, project_id, item_id)
+        if item is None:
+            raise NotFound(f"Item with id '{item_id}' not found.", param="input")
+        return item
+
+    items = context + normalize_input(body.input if body.input is not None else [], resolve_reference=resolve)
+    extras = generation.chat_extras(body, items)
+    prepared = _prepare(rt, session, project_id, body, body.instructions or "", items, extras, False)
+    return {"object": "response.input_tokens", "input_tokens": prepared.prompt_tokens}
