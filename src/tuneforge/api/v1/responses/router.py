@@ -13,6 +13,7 @@ from tuneforge.api import sse
 from tuneforge.api.deps import PageDep, PrincipalDep, RuntimeDep, SessionDep
 from tuneforge.api.http import read_json, schema, unless_disconnected, validate
 from tuneforge.api.v1.responses.protocol import InputTokensRequest, ResponseCreateRequest
+from tuneforge.errors import InvalidRequest
 from tuneforge.gateway import Upstream, UpstreamError
 from tuneforge.responses import store
 from tuneforge.responses import upstream as upstream_mod
@@ -97,6 +98,9 @@ def _owner(rt: Runtime, session, project_id: str, response_id: str) -> Upstream 
 @router.get("/responses/{response_id}")
 def retrieve_response(rt: RuntimeDep, session: SessionDep, principal: PrincipalDep, response_id: str,
                       include: list[str] | None = Include, stream: bool | None = None):
+    if stream:
+        raise InvalidRequest("Streaming a stored response again is not supported by this server.", param="stream",
+                             code="unsupported_parameter")
     upstream = _owner(rt, session, principal.project_id, response_id)
     if upstream is not None:
         return upstream_mod.call(rt.gateway, upstream, "GET", f"responses/{response_id}")
