@@ -104,8 +104,8 @@ def _prepare(rt, session: Session, project_id: str, body: ResponseCreateRequest,
             return chat.prepare(rt, session, request, project_id)
         except TuneforgeError as exc:
             if exc.code != "context_length_exceeded":
-                if exc.param == "messages":
-                    exc.param = "input"
+                exc.param = {"messages": "input", "max_tokens": "max_output_tokens",
+                             "response_format.type": "text.format.type"}.get(exc.param, exc.param)
                 raise
             if body.truncation != "auto" or len(items) <= 1:
                 exc.param = "input"
@@ -263,11 +263,9 @@ class Generation:
             raise
         finally:
             await self._engine_events.aclose()  # cancels the request in the engine if the client went away
-            if not saved and plan.store:  # the client hung up mid-stream
-                response = b.response
-                response["status"] = "incomplete"
-                response["incomplete_details"] = {"reason": "client_disconnected"}
-                save(self.rt, plan, response)
+            if not saved and plan.store:  # the client hung up mid-stream: generation stopped with it
+                b.response["status"] = "cancelled"
+                save(self.rt, plan, b.response)
 
 
 # ---------------------------------------------------------------- the other operations
@@ -277,12 +275,13 @@ def retrieve(session: Session, project_id: str, response_id: str) -> dict:
     return store.row_object(store.get(session, project_id, response_id))
 
 
-def delete(session: Session, project_id: str, response_id: str) -> dict:
+def delete(rt, session: Session, project_id: str, response_id: str) -> dict:
     row = store.get(session, project_id, response_id)
-    if row.status in ("queued", "in_progress"):
-        row.control = "cancel"
+    running = row.background and row.status in ("queued", "in_progress")
     session.delete(row)
     session.commit()
+    if running:  # stop generating what nobody can read any more
+        rt.background_responses.cancel(response_id)
     return {"id": response_id, "object": "response.deleted", "deleted": True}
 
 

@@ -116,7 +116,7 @@ def delete_response(rt: RuntimeDep, session: SessionDep, principal: PrincipalDep
         return out
     from tuneforge.responses import service
 
-    return service.delete(session, principal.project_id, response_id)
+    return service.delete(rt, session, principal.project_id, response_id)
 
 
 @router.post("/responses/{response_id}/cancel")
