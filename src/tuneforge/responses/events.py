@@ -71,6 +71,24 @@ class EventBuilder:
         return events
 
 
+    # a function call: its arguments stream in pieces, then the finished item
+    def function_call_start(self, item: dict) -> dict:
+        self._call_index = len(self.response["output"])
+        self._call = {**item, "arguments": "", "status": "in_progress"}
+        return self._event("response.output_item.added", output_index=self._call_index, item=self._call)
+
+    def function_call_arguments(self, delta: str) -> dict:
+        return self._event("response.function_call_arguments.delta", output_index=self._call_index,
+                           item_id=self._call["id"], delta=delta)
+
+    def function_call_done(self, item: dict) -> list[dict]:
+        events = [self._event("response.function_call_arguments.done", output_index=self._call_index,
+                              item_id=item["id"], name=item["name"], arguments=item["arguments"]),
+                  self._event("response.output_item.done", output_index=self._call_index, item=item)]
+        self.response["output"].append(item)
+        return events
+
+
 def _delta_logprobs(entries: list | None) -> list:
     """Delta and done events carry logprobs without the ``bytes`` the final output text has."""
     return [{"token": e["token"], "logprob": e["logprob"],
