@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
@@ -195,8 +196,9 @@ class Generation:
         return self
 
     async def result(self) -> dict:
-        async for _ in self.events():
-            pass
+        async with aclosing(self.events()) as events:  # closed (generation stopped) if the task is cancelled
+            async for _ in events:
+                pass
         return self.builder.response
 
     def _fail(self, message: str) -> None:

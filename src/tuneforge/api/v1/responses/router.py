@@ -4,6 +4,7 @@ forwarded through the gateway; the ids they create stay owned by the calling pro
 from __future__ import annotations
 
 import json
+from contextlib import aclosing
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -68,8 +69,9 @@ async def create_response(rt: RuntimeDep, principal: PrincipalDep, request: Requ
     generation = await service.Generation(rt, plan).start()
     if body.stream:
         async def events():
-            async for event in generation.events():
-                yield sse.ServerEvent(event, name=event["type"])
+            async with aclosing(generation.events()) as source:  # a client that hangs up stops the engine
+                async for event in source:
+                    yield sse.ServerEvent(event, name=event["type"])
 
         return sse.sse_response(events(), done=None)
     return await unless_disconnected(request, generation.result())
