@@ -42,6 +42,7 @@ export async function render(root) {
           h("td", {}, badge(r.status)), h("td", { class: "small" }, r.last_error ? r.last_error.message : fmt.bytes(r.usage_bytes))))))
           : h("p", { class: "muted" }, t("kb.noFiles")));
         if (rows.some((r) => r.status === "in_progress")) timer = setTimeout(drawFiles, 1500);
+        else Object.assign(store, await api(`/vector_stores/${store.id}`)) && drawList();  // fresh file counts
       });
     }
     const query = h("input", { type: "search", size: 30, testid: "kb-query" });
