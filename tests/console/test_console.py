@@ -199,8 +199,9 @@ def test_sign_in_with_an_api_key_shows_the_project(console):
     console.fill("[data-testid=key-input]", "sk-wrong")
     console.get_by_role("button", name="Sign in").click()
     console.wait_for_selector("#main .error-box")
+    console.shot("signin-form")
     console.fill("[data-testid=key-input]", key)
     console.get_by_role("button", name="Sign in").click()
     console.wait_for_selector("text=Project: team-a")
     assert console.evaluate("sessionStorage.getItem('tuneforge.apiKey')") == key
-    console.shot("signin")
+    console.shot("signed-in")

@@ -20,7 +20,7 @@ export async function render(root, { me }) {
           await api(`/models/${encodeURIComponent(m.id)}`, { method: "DELETE" });
           drawModels();
         })));
-        return h("tr", {}, h("td", { class: "mono small" }, m.id), h("td", {}, t(`models.group.${kind}`)),
+        return h("tr", {}, h("td", { class: "mono small" }, m.id), h("td", {}, t(`models.kind.${kind}`)),
           h("td", {}, m.owned_by), h("td", { class: "small" }, fmt.date(m.created)),
           h("td", {}, kind !== "embeddings" ? h("a", { href: `#/playground?model=${encodeURIComponent(m.id)}` }, t("job.chat")) : null, " ", del));
       }))));
