@@ -10,7 +10,7 @@ STATIC = Path(__file__).parents[2] / "src" / "tuneforge" / "web" / "static"
 
 def _dict_keys(source: str, name: str) -> set[str]:
     body = source.split(f"const {name} = {{", 1)[1].split("\n};", 1)[0]
-    return {a or b for a, b in re.findall(r'(?:^|[,{]\s*)(?:"([\w.]+)"|([A-Za-z]\w*)):\s*"', body, re.M)}
+    return {a or b for a, b in re.findall(r'(?:^\s*|[,{]\s*)(?:"([\w.]+)"|([A-Za-z]\w*)):\s*"', body, re.M)}
 
 
 def test_both_languages_define_every_key_the_pages_use():
