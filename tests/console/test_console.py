@@ -46,6 +46,41 @@ def test_root_redirects_and_a_broken_file_gets_a_line_level_report(console, tmp_
     console.shot("data")
 
 
+def test_a_custom_csv_is_mapped_converted_checked_and_saved(console, tmp_path):
+    csv = tmp_path / "support.csv"
+    csv.write_text("q_text,a_text,topic\n" + "".join(f"Question {i}?,Answer {i}.,t{i}\n" for i in range(12)),
+                   encoding="utf-8")
+    console.allow_status(400)  # the server cannot guess these columns: the page says so and asks for a map
+    goto(console, "#/data")
+    console.set_input_files("[data-testid=upload-input]", str(csv))
+    error = console.wait_for_selector("#main .error-box")
+    assert "could not recognise" in error.inner_text() and "q_text" in error.inner_text()
+    console.get_by_label("user", exact=True).fill("q_text")
+    console.get_by_label("assistant", exact=True).fill("a_text")
+    console.click("[data-testid=map-apply]")
+    console.wait_for_selector("text=Using the --map spec.")
+    assert "Answer 0." in console.locator(".bubble").first.inner_text()
+    console.click("[data-testid=convert-save]")
+    saved = console.wait_for_selector("text=Saved 12 examples as training file support.jsonl")
+    file_id = re.search(r"\((file-[\w]+)\)", saved.inner_text()).group(1)
+    console.select_option("[data-testid=check-model]", "tiny-chat")
+    console.click("[data-testid=check-run]")
+    report = console.wait_for_selector("[data-testid=check-report]")
+    assert "No errors: ready to train." in report.inner_text()
+    rows = [json.loads(line) for line in console.server.client.files.content(file_id).text.splitlines()]
+    assert rows[3]["messages"] == [{"role": "user", "content": "Question 3?"}, {"role": "assistant", "content": "Answer 3."}]
+    console.shot("data-mapped")
+
+
+def test_api_errors_are_shown_in_place(console):
+    console.allow_status(404)
+    goto(console, "#/job/ftjob-does-not-exist")
+    assert console.locator("#main h1").inner_text() == "Job"
+    assert "ftjob-does-not-exist" in console.locator("#main .error-box").inner_text()
+    console.click("[data-testid=nav-finetune]")
+    console.wait_for_selector("[data-testid=job-create]")  # the console still works
+
+
 def test_job_from_the_form_with_a_live_loss_chart_then_chat_and_compare(console, tmp_path):
     client = console.server.client
     train = upload(client, write_jsonl(tmp_path / "persona.jsonl", chat_lines()))
@@ -121,6 +156,34 @@ def test_job_from_the_form_with_a_live_loss_chart_then_chat_and_compare(console,
     for i in range(2):
         assert re.search(r"[\d.]+ tokens/s", columns.nth(i).locator("[data-testid=tps]").inner_text())
     console.shot("playground")
+
+
+def test_continue_from_a_checkpoint_then_pause_resume_and_cancel(console):
+    client = console.server.client
+    parent = next(j for j in client.fine_tuning.jobs.list() if j.status == "succeeded")
+    checkpoint = f"{parent.fine_tuned_model}:ckpt-step-18"
+    goto(console, f"#/job/{parent.id}")
+    console.locator("[data-testid=continue-from][href*='ckpt-step-18']").click()
+    console.wait_for_selector("[data-testid=job-create]")
+    assert console.locator("[data-testid=job-model]").input_value() == checkpoint
+    console.fill("[data-testid=job-epochs]", "25")
+    console.fill("[data-testid=job-batch-size]", "2")
+    console.click("[data-testid=job-create]")
+    console.wait_for_url(re.compile(r".*#/job/ftjob-"))
+    job_id = console.url.rsplit("/", 1)[-1]
+    points = "Number(document.querySelector('[data-testid=loss-chart]').dataset.points)"
+    console.wait_for_function(f"{points} > 0", timeout=60_000)
+    console.click("[data-testid=job-pause]")
+    console.wait_for_selector("h1 .badge.paused", timeout=60_000)
+    paused_at = console.evaluate(points)
+    console.click("[data-testid=job-resume]")
+    console.wait_for_function(f"{points} > {paused_at}", timeout=60_000)  # training goes on from the saved state
+    console.click("[data-testid=job-cancel]")
+    console.wait_for_selector("h1 .badge.cancelled", timeout=60_000)
+    job = client.fine_tuning.jobs.retrieve(job_id)
+    assert job.status == "cancelled" and job.model == checkpoint
+    messages = [e.message for e in client.fine_tuning.jobs.list_events(job_id, limit=100)]
+    assert any("Resuming from step" in m for m in messages)
 
 
 def test_switch_to_chinese_and_follow_the_browser_language(console, browser):

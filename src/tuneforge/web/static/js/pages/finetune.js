@@ -19,8 +19,10 @@ function numberInput(placeholder, step) {
 }
 
 function createForm(models, files, q) {
-  const usable = servable(models).filter((m) => !m.id.includes(":ckpt-step-"));
-  const model = select(usable.map((m) => [m.id, m.id.startsWith("ft:") ? `${m.id} (${t("ft.continue")})` : m.id]),
+  // A fine-tuned model or one of its checkpoints as the base continues training from those weights.
+  const usable = servable(models);
+  const label = (id) => (id.includes(":ckpt-step-") ? `${id} (${t("ft.continueCkpt")})` : id.startsWith("ft:") ? `${id} (${t("ft.continue")})` : id);
+  const model = select(usable.map((m) => [m.id, label(m.id)]),
     q.model || (usable[0] && usable[0].id), { testid: "job-model" });
   const fileOpts = files.map((f) => [f.id, `${f.filename} (${f.id})`]);
   const train = select(fileOpts, q.training_file || (fileOpts[0] && fileOpts[0][0]), { testid: "job-training-file" });

@@ -68,7 +68,9 @@ export async function render(root, { arg: id }) {
       h("td", {}, c.step_number), h("td", {}, fmt.num(c.metrics.train_loss, 4)),
       h("td", {}, fmt.num(c.metrics.full_valid_loss ?? c.metrics.valid_loss, 4)),
       h("td", { class: "mono small" }, c.fine_tuned_model_checkpoint),
-      h("td", {}, h("a", { href: `#/playground?model=${encodeURIComponent(c.fine_tuned_model_checkpoint)}` }, t("job.chat")))))))
+      h("td", {}, h("a", { href: `#/playground?model=${encodeURIComponent(c.fine_tuned_model_checkpoint)}` }, t("job.chat")), " · ",
+        h("a", { href: `#/finetune?model=${encodeURIComponent(c.fine_tuned_model_checkpoint)}&training_file=${job.training_file}`,
+          testid: "continue-from" }, t("job.continue")))))))
       : h("p", { class: "muted" }, t("job.noCheckpoints")));
   });
 
