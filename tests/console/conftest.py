@@ -58,6 +58,11 @@ def console_server(tmp_path_factory, models_cache, tiny_model_dir):
         yield server
 
 
+UNLABELLED = """() => [...document.querySelectorAll("input, select, textarea, button")]
+  .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute("aria-label") && !el.textContent.trim())
+  .map((el) => el.outerHTML.slice(0, 80))"""
+
+
 class PageProblems:
     def __init__(self, page):
         self.items: list[str] = []
@@ -94,7 +99,16 @@ def console(browser, console_server, artifacts):
     problems = PageProblems(page)
     page.allow_status = problems.allowed.add
     page.server = console_server
-    page.shot = lambda name: page.screenshot(path=str(artifacts / f"{name}.png"), full_page=True)
+
+    def shot(name: str) -> None:
+        """Screenshot the page, and require a label on every control it shows (keyboard and screen readers)."""
+        unlabelled = page.evaluate(UNLABELLED)
+        if unlabelled:
+            problems.items.append(f"{name}: controls without a label: {unlabelled}")
+        page.evaluate("window.scrollTo(0, 0)")
+        page.screenshot(path=str(artifacts / f"{name}.png"), full_page=True)
+
+    page.shot = shot
     yield page
     page.goto("about:blank")  # end the page's streams before closing
     context.close()
