@@ -155,6 +155,12 @@ def test_job_from_the_form_with_a_live_loss_chart_then_chat_and_compare(console,
     assert base == api_answer("tiny-chat", [question])
     for i in range(2):
         assert re.search(r"[\d.]+ tokens/s", columns.nth(i).locator("[data-testid=tps]").inner_text())
+    with console.expect_download() as download:
+        console.click("[data-testid=export-chat]")
+    exported = json.loads(open(download.value.path(), encoding="utf-8").read())
+    assert [c["model"] for c in exported["conversations"]] == [job.fine_tuned_model, "tiny-chat"]
+    assert exported["conversations"][1]["messages"] == [question, {"role": "assistant", "content": base}]
+    assert exported["settings"] == {"temperature": 0, "max_tokens": 12, "seed": 7, "json_mode": False}
     console.shot("playground")
 
 
@@ -171,7 +177,7 @@ def test_continue_from_a_checkpoint_then_pause_resume_and_cancel(console):
     console.click("[data-testid=job-create]")
     console.wait_for_url(re.compile(r".*#/job/ftjob-"))
     job_id = console.url.rsplit("/", 1)[-1]
-    points = "Number(document.querySelector('[data-testid=loss-chart]').dataset.points)"
+    points = "Number(document.querySelector('[data-testid=loss-chart]')?.dataset.points || 0)"  # 0 until drawn
     console.wait_for_function(f"{points} > 0", timeout=60_000)
     console.click("[data-testid=job-pause]")
     console.wait_for_selector("h1 .badge.paused", timeout=60_000)
