@@ -86,3 +86,16 @@ def test_console_is_served_and_the_root_redirects(settings):
         script = http.get("/console/js/pages/playground.js")
         assert script.status_code == 200 and "javascript" in script.headers["content-type"]
         assert http.get("/console/js/nope.js").status_code == 404
+
+
+def test_a_map_that_converts_nothing_saves_nothing(sdk):
+    client = sdk()
+    file_id = _upload(client, "custom.csv", CUSTOM_CSV)
+    before = len(list(client.files.list()))
+    with pytest.raises(openai.BadRequestError) as err:
+        _convert(client, file_id, map=["user=missing_column", "assistant=a_text"], save=True)
+    body = err.value.response.json()["error"]
+    assert body["message"].startswith("No record could be converted (line 2:") and body["param"] == "map"
+    assert len(list(client.files.list())) == before
+    with pytest.raises(openai.BadRequestError):
+        _convert(client, file_id, shape="not-a-shape")

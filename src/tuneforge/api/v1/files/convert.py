@@ -23,7 +23,8 @@ class ConvertRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     map: list[str] | None = Field(None, description="The CLI's --map specs, e.g. ['user=问题', 'assistant=答案']")
-    shape: str | None = Field(None, description="Force an input shape instead of detecting it")
+    shape: Literal["chat", "dpo", "preference_pairs", "prompt_completion", "alpaca", "sharegpt", "qa_table"] | None = \
+        Field(None, description="Force an input shape instead of detecting it")
     system: str | None = Field(None, description="A system message added to every example")
     preview: int = Field(3, ge=0, le=20, description="How many converted examples to return")
     save: bool = Field(False, description="Store the converted JSONL as a new fine-tune file")
@@ -83,6 +84,10 @@ def convert_uploaded_file(state, project_id: str, file_id: str, request: Convert
             if request.save:
                 out = folder / "converted.jsonl"
                 fixed = convert_file(link, out, shape=request.shape, mapping=request.map, system=request.system)
+                if not fixed.written:
+                    reasons = "; ".join(f"line {ln}: {_clean(r, folder)}" for ln, r in fixed.dropped[:3])
+                    raise InvalidRequest(f"No record could be converted ({reasons or 'the file is empty'}).",
+                                         param="map")
                 result.written = fixed.written
                 result.dropped_count = fixed.dropped_count
                 result.dropped = [DroppedLine(line=ln, reason=_clean(r, folder)) for ln, r in fixed.dropped[:50]]

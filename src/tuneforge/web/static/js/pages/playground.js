@@ -120,9 +120,12 @@ export async function render(root) {
   saveMask.addEventListener("click", busy(saveMask, () => guard(errors, async () => {
     const name = prompt(t("pg.maskName"));
     if (!name) return;
-    await api("/masks", { method: "POST", body: { name, system_prompt: system.value, model: columns[0].select.value,
+    const mask = await api("/masks", { method: "POST", body: { name, system_prompt: system.value,
+      model: columns[0].select.value, messages: fewShot,
       settings: { temperature: Number(temperature.value), max_tokens: Number(maxTokens.value) } } });
-    maskSel.append(h("option", {}, name));
+    masks.push(mask);
+    maskSel.append(h("option", { value: mask.id }, mask.name));
+    maskSel.value = mask.id;
   })));
 
   root.append(h("h1", {}, t("pg.title")), h("div", { class: "grid-side" },
