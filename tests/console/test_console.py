@@ -92,6 +92,9 @@ def test_job_from_the_form_with_a_live_loss_chart_then_chat_and_compare(console,
     console.fill("[data-testid=job-lr]", "10")
     console.fill("[data-testid=job-suffix]", "console")
     console.fill("[data-testid=job-seed]", "42")
+    console.click("[data-testid=job-estimate]")
+    estimate = console.wait_for_selector("[data-testid=job-estimate-result] .note").inner_text()
+    assert "12 valid examples · 5 epochs ·" in estimate
     # Record every size the chart is drawn at, to see it grow while the job runs.
     console.evaluate("""() => { window.chartSizes = [];
       new MutationObserver((records) => records.forEach((r) => window.chartSizes.push(Number(r.target.dataset.points))))

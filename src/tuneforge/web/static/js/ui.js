@@ -81,6 +81,12 @@ export const fmt = {
     while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
     return `${n.toFixed(i ? 1 : 0)} ${u[i]}`;
   },
+  duration(s) {
+    s = Math.round(s);
+    if (s < 60) return `${s} s`;
+    if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+    return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+  },
   date: (s) => (s ? new Date(s * 1000).toLocaleString() : "—"),
   short: (s, n = 80) => (s && s.length > n ? s.slice(0, n - 1) + "…" : s || ""),
 };

@@ -168,8 +168,15 @@ function filesTable(files, flow, refresh) {
     const chk = f.purpose === "fine-tune" ? h("button", { onclick: () => guard(flow, async () => {
       const slot = h("div"); clear(flow, slot); await checkPanel(f, slot); flow.scrollIntoView();
     }) }, t("data.check")) : null;
+    // A kept source file (CSV, XLSX, documents...) can be mapped and converted again later.
+    const conv = f.purpose === "user_data" ? h("button", { onclick: () => guard(flow, async () => {
+      const detectSlot = h("section", { class: "panel" }), checkSlot = h("div");
+      clear(flow, detectSlot, checkSlot);
+      await detect(f, false, null, detectSlot, checkSlot, refresh);
+      flow.scrollIntoView();
+    }) }, t("data.convert")) : null;
     return h("tr", {}, h("td", {}, f.filename, h("div", { class: "small muted mono" }, f.id)), h("td", {}, f.purpose),
       h("td", { class: "num" }, fmt.bytes(f.bytes)), h("td", {}, badge(f.status)), h("td", {}, fmt.date(f.created_at)),
-      h("td", {}, h("div", { class: "toolbar" }, chk, del)));
+      h("td", {}, h("div", { class: "toolbar" }, chk, conv, del)));
   })));
 }

@@ -32,17 +32,20 @@ function createForm(models, files, q) {
   epochs.dataset.testid = "job-epochs"; batch.dataset.testid = "job-batch-size"; lr.dataset.testid = "job-lr";
   const suffix = h("input", { type: "text", maxlength: 64, size: 14, testid: "job-suffix" });
   const seed = h("input", { type: "number", step: 1, size: 8, testid: "job-seed" });
-  const estimate = h("div", { class: "small" });
+  const estimate = h("div", { class: "small", testid: "job-estimate-result" });
   const out = h("div");
-  const estimateBtn = h("button", { type: "button" }, t("ft.estimate"));
+  const estimateBtn = h("button", { type: "button", testid: "job-estimate" }, t("ft.estimate"));
   estimateBtn.addEventListener("click", busy(estimateBtn, () => guard(clear(estimate), async () => {
     const rep = await api(`/files/${train.value}/check`, { method: "POST",
-      body: { model: model.value.startsWith("ft:") ? undefined : model.value, method: method.value } });
+      body: { model: model.value, method: method.value } });  // an ft: model counts with its base's tokenizer
     const e = rep.estimate || {};
+    // The report estimates OpenAI's default epochs; the epochs set in the form scale it.
+    const n = Number(epochs.value) || e.epochs;
+    const secs = e.local && e.epochs ? (e.local.seconds * n) / e.epochs : null;
     estimate.append(h("p", { class: rep.ok ? "note" : "error-box" },
       rep.ok ? "" : `${t("data.notOk")} `,
-      t("ft.estimateText", { n: fmt.num(rep.valid_examples), epochs: e.epochs || "—", tokens: fmt.num(e.tokens_per_epoch),
-        time: e.local ? e.local.human : "—" })));
+      t("ft.estimateText", { n: fmt.num(rep.valid_examples), epochs: n || "—", tokens: fmt.num(e.tokens_per_epoch),
+        time: secs === null ? "—" : fmt.duration(secs) })));
   })));
   const submit = h("button", { class: "primary", type: "submit", testid: "job-create" }, t("ft.create"));
   const form = h("form", { class: "panel", onsubmit: (ev) => {
