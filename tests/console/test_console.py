@@ -149,7 +149,7 @@ def test_job_from_the_form_with_a_live_loss_chart_then_chat_and_compare(console,
     assert selects.count() == 2
     selects.nth(1).select_option("tiny-chat")
     console.fill("[data-testid=chat-input]", "What is your name?")
-    console.click("[data-testid=chat-send]")
+    console.press("[data-testid=chat-input]", "Enter")  # the keyboard sends too
     console.wait_for_function("document.querySelectorAll('.msg.assistant[data-done]').length === 3")
     columns = output.locator(".chat-col")
     fine_tuned = columns.nth(0).locator(".msg.assistant .content").last.text_content()

@@ -75,7 +75,7 @@ export async function render(root, { arg: id }) {
   });
 
   const onEvent = (e) => {
-    log.prepend(h("div", { class: e.level === "error" ? "error" : "" }, h("span", { class: "muted" }, `${fmt.date(e.created_at)} `), e.message));
+    log.prepend(h("div", { class: e.level === "error" || e.level === "warn" ? e.level : null }, h("span", { class: "muted" }, `${fmt.date(e.created_at)} `), e.message));
     if (e.type === "metrics" && e.data) {
       last = e.data;
       series.train.push([e.data.step, e.data.train_loss]);
