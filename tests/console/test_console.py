@@ -202,7 +202,8 @@ def test_switch_to_chinese_and_follow_the_browser_language(console, browser):
     console.wait_for_function("document.documentElement.lang === 'zh-CN'")
     assert console.locator("[data-testid=nav-data]").inner_text() == "数据"
     assert console.locator("#main h1").inner_text() == "数据"
-    for page in ("finetune", "playground", "models"):
+    console.shot("data-zh")
+    for page in ("finetune", "playground", "knowledge", "models"):
         goto(console, f"#/{page}")
         console.shot(f"{page}-zh")
     console.reload()

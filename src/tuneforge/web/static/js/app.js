@@ -17,6 +17,7 @@ const NAV = ["data", "finetune", "playground", "knowledge", "models"];
 const main = document.getElementById("main");
 let cleanup = null;
 let me = null;
+let renders = 0;
 
 function route() {
   const [path] = location.hash.replace(/^#\/?/, "").split("?");
@@ -56,12 +57,16 @@ async function render() {
   if (cleanup) { try { cleanup(); } catch { /* a page's own teardown must not block navigation */ } }
   cleanup = null;
   clear(main, h("p", { class: "muted" }, t("loading")));
+  const token = ++renders;  // a later navigation wins over a page still loading
   try {
     const mod = await PAGES[r.page]();
     const container = h("div");
-    cleanup = (await mod.render(container, { arg: r.arg, me, onSignedIn: start })) || null;
+    const teardown = (await mod.render(container, { arg: r.arg, me, onSignedIn: start })) || null;
+    if (token !== renders) { if (teardown) teardown(); return; }
+    cleanup = teardown;
     clear(main, container);
   } catch (e) {
+    if (token !== renders) return;
     console.warn(e);
     clear(main, h("h1", {}, t(`nav.${r.page}`, {}, r.page)), errorBox(e));
   }

@@ -20,7 +20,7 @@ export async function render(root) {
 
   function drawList() {
     clear(list, stores.length ? h("ul", {}, stores.map((s) => h("li", {}, h("button", { class: "link", onclick: () => open(s) },
-      s.name || s.id), " ", h("span", { class: "small muted" }, `${s.file_counts ? s.file_counts.completed : 0} ${t("kb.files")}`))))
+      s.name || s.id), " ", h("span", { class: "badge", title: t("kb.files") }, s.file_counts ? s.file_counts.completed : 0))))
       : h("p", { class: "muted" }, t("kb.none")));
   }
 
