@@ -27,6 +27,7 @@ function route() {
 
 function renderNav(active) {
   const current = active === "job" ? "finetune" : active;
+  if (!me) { clear(document.getElementById("nav")); return; }  // nothing to navigate to before signing in
   clear(document.getElementById("nav"), NAV.map((p) => h("a", {
     href: `#/${p}`, "aria-current": p === current ? "page" : null, testid: `nav-${p}` }, t(`nav.${p}`))));
 }
