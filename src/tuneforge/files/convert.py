@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tuneforge.files import service as files_service
 from tuneforge.errors import InvalidRequest
+from tuneforge.files import service as files_service
 
 
 class ConvertRequest(BaseModel):

@@ -13,8 +13,8 @@ from tuneforge.api.multipart import parse_multipart
 from tuneforge.api.v1.files.protocol import FileDeleted, FileList, FileObject
 from tuneforge.errors import InvalidRequest
 from tuneforge.files import service
-from tuneforge.files.convert import ConvertRequest, ConvertResult, convert_uploaded_file
 from tuneforge.files.check import CheckRequest, check_uploaded_file
+from tuneforge.files.convert import ConvertRequest, ConvertResult, convert_uploaded_file
 
 router = APIRouter(tags=["files"])
 
