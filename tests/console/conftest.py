@@ -23,7 +23,9 @@ CHROMIUM = os.environ.get("TUNEFORGE_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(os.environ.get("TUNEFORGE_TEST_ARTIFACTS", Path(__file__).parents[2] / "test-artifacts")) / "console"
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API runs an event loop in this thread while it is open, and
+# the asyncio tests that run after this module need the thread free of it.
+@pytest.fixture(scope="module")
 def browser():
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (`apt-get install -y chromium`); "
