@@ -14,6 +14,7 @@ from tuneforge.api.compat.chat import router as compat_chat_router
 from tuneforge.api.compat.fine_tuning import router as compat_fine_tuning_router
 from tuneforge.api.compat.kb import router as compat_kb_router
 from tuneforge.api.compat.router import router as compat_router
+from tuneforge.api.console import install_console
 from tuneforge.api.errors import install_error_handlers
 from tuneforge.api.middleware import RequestContextMiddleware
 from tuneforge.api.openapi import install_openapi
@@ -25,6 +26,7 @@ from tuneforge.api.v1.embeddings.router import router as embeddings_router
 from tuneforge.api.v1.files.router import router as files_router
 from tuneforge.api.v1.fine_tuning.router import router as fine_tuning_router
 from tuneforge.api.v1.masks.router import router as masks_router
+from tuneforge.api.v1.me.router import router as me_router
 from tuneforge.api.v1.models.router import router as models_router
 from tuneforge.api.v1.responses.router import router as responses_router
 from tuneforge.api.v1.threads.router import router as threads_router
@@ -88,6 +90,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     app.include_router(files_router, prefix="/v1")
+    app.include_router(me_router, prefix="/v1")
     app.include_router(models_router, prefix="/v1")
     app.include_router(chat_router, prefix="/v1")
     app.include_router(completions_router, prefix="/v1")
@@ -103,4 +106,5 @@ def build_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(compat_chat_router)
     app.include_router(compat_fine_tuning_router)
     app.include_router(compat_kb_router)
+    install_console(app)  # the web console at /console/ (static files calling /v1)
     return app

@@ -265,6 +265,15 @@ def _dist(values: np.ndarray) -> dict[str, float]:
             "median": float(p50), "p5": round(float(p5), 1), "p95": round(float(p95), 1), "total": int(values.sum())}
 
 
+def _histogram(values: np.ndarray, bins: int = 12) -> dict[str, list[int]]:
+    """Example lengths in equal-width integer bins (``edges`` has one more entry than ``counts``)."""
+    lo, hi = int(values.min()), int(values.max())
+    width = max(1, -(-(hi - lo + 1) // bins))
+    edges = list(range(lo, hi + width + 1, width))
+    counts, _ = np.histogram(values, bins=edges)
+    return {"edges": edges, "counts": [int(c) for c in counts]}
+
+
 class Checker:
     """Streaming checker: ``feed`` records, then ``finish()`` returns the :class:`Report`."""
 
@@ -427,6 +436,7 @@ class Checker:
                 "tokens": _dist(total), "assistant_tokens": _dist(np.frombuffer(self.tok_assistant, dtype=np.int32)),
                 "messages": _dist(np.frombuffer(self.tok_msgs, dtype=np.int32)),
                 "over_limit": int((total > (self.max_tokens or 1 << 62)).sum()),
+                "token_histogram": _histogram(total),
                 "counting": ("cookbook formula with " if self.counter.kind == "openai" else "chat template of ") + self.counter.name,
             })
             r.estimate = estimate(n_examples=n, lengths=total, max_tokens=self.max_tokens or 1 << 62,

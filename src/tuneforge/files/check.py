@@ -31,6 +31,7 @@ class CheckRequest(BaseModel):
 
 def check_uploaded_file(state, project_id: str, file_id: str, request: CheckRequest) -> dict:
     from tuneforge.data import check_file
+    from tuneforge.data.estimate import parse_params
 
     with state.db.session() as session:
         row = files_service.get_file(session, project_id, file_id)
@@ -51,9 +52,12 @@ def check_uploaded_file(state, project_id: str, file_id: str, request: CheckRequ
     else:
         tokenizer = cache.get(tokenizer_key, lambda: state.registry.load_tokenizer(tokenizer_key))
     # Fine-tuning files are JSONL whatever they are called (as on OpenAI); blobs have no extension.
+    # A size in the model's name ("135m") gives a local training-time estimate; unknown sizes give none.
+    params = parse_params(tokenizer_key) if tokenizer_key not in OPENAI_ENCODINGS else None
     report = check_file(path, tokenizer=tokenizer, max_tokens=request.max_tokens or context,
-                        method=request.method, assume_jsonl=True)
+                        method=request.method, assume_jsonl=True, params=params)
     body = report.to_dict()
+    body["tokenizer"] = tokenizer_key  # the model's name, not the folder it was loaded from
     body["object"] = "tuneforge.file_check"
     body["file_id"] = file_id
     body["filename"] = filename

@@ -14,6 +14,7 @@ from tuneforge.api.v1.files.protocol import FileDeleted, FileList, FileObject
 from tuneforge.errors import InvalidRequest
 from tuneforge.files import service
 from tuneforge.files.check import CheckRequest, check_uploaded_file
+from tuneforge.files.convert import ConvertRequest, ConvertResult, convert_uploaded_file
 
 router = APIRouter(tags=["files"])
 
@@ -124,4 +125,16 @@ async def check_file(
     """Format checks, token statistics and epoch/cost estimates for an uploaded JSONL file."""
     return await run_in_threadpool(
         check_uploaded_file, state, principal.project_id, file_id, body or CheckRequest()
+    )
+
+
+@router.post(
+    "/files/{file_id}/convert",
+    response_model=ConvertResult,
+    summary="Detect, map and convert an uploaded file to chat JSONL (tuneforge extension)",
+)
+async def convert_file(state: RuntimeDep, principal: PrincipalDep, file_id: str, body: ConvertRequest | None = None):
+    """The shape detected, a preview of converted examples and, with ``save``, a new fine-tune file."""
+    return await run_in_threadpool(
+        convert_uploaded_file, state, principal.project_id, file_id, body or ConvertRequest()
     )
