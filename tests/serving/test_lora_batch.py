@@ -1,5 +1,6 @@
-"""Batched LoRA (inference/lora_batch.py) against peft's own mixed-batch loop: the same logits for every
-mix of adapters, and the same greedy tokens through the engine.
+"""Batched LoRA (inference/lora_batch.py) against peft: the same logits as peft's ordinary forward with
+each row's adapter active, for every mix of adapters, and the same greedy tokens through the engine as
+peft's mixed-batch loop (``Engine(batched_lora=False)``).
 
 The adapters have random (not zero) B matrices so each one really changes the output, different ranks,
 different target modules, and one trains the norm layers (``modules_to_save``, routed row-wise)."""
@@ -83,9 +84,18 @@ def test_batched_lora_logits_match_peft(pool, mix, tiny_model_dir):
     prompts = [tokenizer(texts[i % len(texts)], add_special_tokens=False).input_ids for i in range(len(mix))]
     ids, mask, positions = left_pad(prompts, tokenizer.pad_token_id or 0, torch.device("cpu"))
     rows = [names[m] if m else BASE for m in mix]
+    model, inputs = pool.model, dict(input_ids=ids, attention_mask=mask, position_ids=positions)
     with torch.inference_mode():
-        expected = pool.model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                              adapter_names=rows).logits
+        # The reference: peft's ordinary forward with one adapter active at a time, rows picked out.
+        expected = torch.empty(len(mix), ids.shape[1], model.config.vocab_size)
+        for name in set(rows):
+            picked = [r for r, n in enumerate(rows) if n == name]
+            if name == BASE:
+                with model.disable_adapter():
+                    expected[picked] = model(**inputs).logits[picked]
+            else:
+                model.set_adapter(name)
+                expected[picked] = model(**inputs).logits[picked]
         with pool.router.routing(rows, ids.device):
             got = pool.model.get_base_model()(input_ids=ids, attention_mask=mask, position_ids=positions).logits
         with pool.router.routing([BASE] * len(mix), ids.device):
