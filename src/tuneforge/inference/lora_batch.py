@@ -4,7 +4,8 @@ peft routes a mixed batch by looping over the adapters present in every LoRA lay
 two small matmuls, scatter back): with 10 adapters that is ~60 small ops per layer, ~12,000 per
 decode step of SmolLM2, and a step costs about twice a base-only one. Here each layer does a fixed
 handful of ops whatever the mix: gather the rows into one padded group per adapter, two batched
-matmuls against that layer's stacked A and B (scaling folded into B), and one ``index_add_`` back.
+matmuls against that layer's stacked A and B (scaling folded into B), and one gather back (an
+``index_add_`` when some rows use the bare base).
 
 peft still loads, stores and unloads the adapters; :class:`LoraRouter` only replaces the forward of
 the LoRA layers (and of fully trained ``modules_to_save`` copies) while the engine runs a pass under
