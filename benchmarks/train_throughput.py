@@ -7,6 +7,12 @@ and MFU (model FLOPs / measured peak matmul FLOP/s of this machine, see training
 
     python benchmarks/train_throughput.py            # 300 chats, SmolLM2-135M and a 30M random model
     python benchmarks/train_throughput.py --quick    # 48 chats (6 steps) per trainer
+    python benchmarks/train_throughput.py --quick --precision fp32   # tuneforge without bf16 autocast
+
+tuneforge's trainer uses bf16 autocast on CPUs with AVX512-BF16/AMX (``--precision auto``, the
+default; see training/precision.py); its MFU is then against the measured bf16 matmul peak. TRL runs
+with its defaults (fp32 on CPU). ``--compare-precision`` also runs tuneforge in fp32 and prints
+``bf16_vs_fp32``.
 
 Notes on fairness: TRL's defaults turn gradient checkpointing on and train on every token
 (assistant-only loss needs ``{% generation %}`` markers SmolLM2's template lacks); tuneforge trains
@@ -65,7 +71,7 @@ def lora_config(dropout: float = 0.0):
                       task_type="CAUSAL_LM")
 
 
-def run_tuneforge(model_path: str, chats: list[dict], cache: Path) -> dict:
+def run_tuneforge(model_path: str, chats: list[dict], cache: Path, precision: str = "auto") -> dict:
     import torch
 
     from tuneforge.training.config import TrainingConfig
@@ -81,7 +87,7 @@ def run_tuneforge(model_path: str, chats: list[dict], cache: Path) -> dict:
     cfg = TrainingConfig(job_id="bench", method="supervised", base_model="bench", model_path=model_path,
                          parent_adapter=None, seed=0, n_epochs=1, batch_size=BATCH, learning_rate_multiplier=1,
                          learning_rate=2e-4, beta=None, max_seq_len=2048, n_train_examples=len(chats),
-                         n_valid_examples=0)
+                         n_valid_examples=0, precision=precision)
     model, tok = load_model(cfg, model_path)
     fmt = ChatFormat.probe(tok)
     cfg.chat_template = fmt.template
@@ -93,7 +99,7 @@ def run_tuneforge(model_path: str, chats: list[dict], cache: Path) -> dict:
     del model
     torch.set_flush_denormal(False)  # leave TRL its own defaults
     return {"tokens": result.trained_tokens, "seconds": seconds, "mfu": result.stats.get("mfu"),
-            "tokens_per_second": result.trained_tokens / seconds,
+            "tokens_per_second": result.trained_tokens / seconds, "precision": result.stats.get("precision"),
             # the training loop alone (no model set-up or tokenizing): what a long job runs at
             "loop_tokens_per_second": result.stats.get("tokens_per_second")}
 
@@ -130,6 +136,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="48 chats per trainer instead of 300")
     parser.add_argument("--models", default="smollm2-135m-instruct,random-30m")
+    parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
+    parser.add_argument("--compare-precision", action="store_true", help="also run tuneforge in fp32")
     args = parser.parse_args()
 
     import torch
@@ -141,11 +149,15 @@ def main() -> None:
     settings = Settings()
     cache = settings.data_dir / "cache"
     from tuneforge.training.flops import peak_flops
+    from tuneforge.training.precision import peak_dtype, resolve_precision
 
     peak = peak_flops(cache, "float32", remeasure=True)
+    precision = resolve_precision(args.precision)
+    peak_ours = peak_flops(cache, peak_dtype(precision), remeasure=True) if precision != "fp32" else peak
     chats = make_chats(48 if args.quick else 300)
     print(f"# {len(chats)} chats, batch {BATCH}, LoRA r16 all-linear, {torch.get_num_threads()} threads, "
-          f"torch {torch.__version__}, measured fp32 matmul peak {peak / 1e9:.0f} GFLOP/s", flush=True)
+          f"torch {torch.__version__}, measured fp32 matmul peak {peak / 1e9:.0f} GFLOP/s, tuneforge precision "
+          f"{precision} (peak {peak_ours / 1e9:.0f} GFLOP/s)", flush=True)
     for name in args.models.split(","):
         if name == "random-30m":
             path = model_30m(settings.models_dir / "bench-random-30m")
@@ -156,9 +168,14 @@ def main() -> None:
             db = Database(settings.resolved_database_url)
             db.migrate()
             path = ModelRegistry(settings, db).materialize(name)
-        ours = run_tuneforge(path, chats, cache)
-        print(f"{name} tuneforge: {ours['tokens_per_second']:.1f} tok/s ({ours['tokens']} tokens in "
-              f"{ours['seconds']:.1f} s), MFU {ours['mfu'] * 100:.1f}%", flush=True)
+        ours = run_tuneforge(path, chats, cache, precision)
+        print(f"{name} tuneforge ({ours['precision']}): {ours['tokens_per_second']:.1f} tok/s ({ours['tokens']} "
+              f"tokens in {ours['seconds']:.1f} s), MFU {ours['mfu'] * 100:.1f}%", flush=True)
+        if args.compare_precision and precision != "fp32":
+            fp32 = run_tuneforge(path, chats, cache, "fp32")
+            print(f"{name} tuneforge (fp32): {fp32['tokens_per_second']:.1f} tok/s, MFU {fp32['mfu'] * 100:.1f}%",
+                  flush=True)
+            print(f"{name} bf16_vs_fp32: {ours['tokens_per_second'] / fp32['tokens_per_second']:.2f}", flush=True)
         trl = run_trl(path, chats, cache)
         print(f"{name} trl_defaults: {trl['tokens_per_second']:.1f} tok/s ({trl['tokens']} tokens in "
               f"{trl['seconds']:.1f} s), MFU {trl['mfu'] * 100:.1f}%, gradient_checkpointing="

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -43,6 +44,8 @@ class Settings(BaseSettings):
     worker_lease_s: float = Field(default=30.0, gt=0, description="A job whose worker is silent this long is requeued")
     worker_poll_s: float = Field(default=1.0, gt=0, description="How often an idle worker looks for jobs")
     train_threads: int | None = Field(default=None, description="Torch threads per job (default: all cores)")
+    train_precision: Literal["auto", "bf16", "fp32"] = Field(
+        default="auto", description="Matmul precision: auto = bf16 where the CPU/GPU has it natively, else fp32")
     train_max_seq_len: int = Field(default=2048, ge=16, description="Longer examples are truncated")
     train_micro_batch_tokens: int = Field(default=4096, ge=64,
                                           description="Padded tokens per forward pass (bounds memory)")

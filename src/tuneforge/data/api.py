@@ -150,13 +150,15 @@ def check_file(
     per_example: bool = False,
     progress: Callable[[int], None] | None = None,
     assume_jsonl: bool = False,
+    workers: int | None = None,
 ) -> Report:
     """Check a chat (``method="supervised"``) or preference (``"dpo"``, or ``"auto"``) JSONL file.
 
     ``tokenizer``: None (no token statistics), ``"cl100k_base"``/``"o200k_base"``, a HF tokenizer,
     a registered model name or a local folder. The report has ``.ok``, ``.exit_code``,
     ``.to_dict()`` and ``.summary_message(limit=5)``. Never raises for bad content: unreadable input
-    gives ``report.unusable`` (exit code 2) with an ``unreadable_file`` issue."""
+    gives ``report.unusable`` (exit code 2) with an ``unreadable_file`` issue. ``workers``: processes
+    for a large JSONL file (None: all cores where forking is safe, see ``data.parallel``; 1: this one)."""
     p = Path(path)
     counter = make_counter(tokenizer)
     checker = Checker(str(p), counter=counter, max_tokens=max_tokens, method=method, params=params, epochs=epochs,
@@ -167,6 +169,16 @@ def check_file(
         if not assume_jsonl and p.suffix.lower() not in (".jsonl", ".json"):
             raise ReadError(f"{p.name}: training files must be JSONL; convert it with `tuneforge data convert`")
         jsonl = assume_jsonl or p.suffix.lower() == ".jsonl"
+        if jsonl:
+            from .parallel import check_jsonl_parallel, default_workers
+
+            n = default_workers(str(p), counter) if workers is None else workers
+            if n > 1:
+                report = check_jsonl_parallel(str(p), counter, n, max_tokens=max_tokens, method=method,
+                                              params=params, epochs=epochs, per_example=per_example)
+                if progress is not None:
+                    progress(p.stat().st_size)
+                return report
         src = iter_jsonl(p, progress=progress) if jsonl else iter_records(p)
         for rec in src:
             checker.feed(rec)

@@ -69,19 +69,23 @@ def _check_exists(path: Path) -> None:
         raise ReadError(f"{path}: is a folder, expected a file")
 
 
-def iter_jsonl(path: str | os.PathLike[str], *, progress: ProgressFn | None = None) -> Iterator[Record]:
+def iter_jsonl(path: str | os.PathLike[str], *, progress: ProgressFn | None = None, start: int = 0,
+               end: int | None = None, first_line: int = 1) -> Iterator[Record]:
     """Stream a JSONL file line by line. Blank lines are skipped; bad lines yield an error record
-    with the JSON error's line-local column."""
+    with the JSON error's line-local column. ``start``/``end`` (byte offsets at line starts) and
+    ``first_line`` (the line number at ``start``) read one slice of a UTF-8 file (parallel checks)."""
     p = Path(path)
     _check_exists(p)
     with open(p, "rb") as f:
         head = f.read(SNIFF_BYTES)
         encoding = sniff_bytes(head)
-        f.seek(0)
+        f.seek(start)
         fast = encoding in ("utf-8", "utf-8-sig", "ascii")
         loads = json.loads
-        done = 0
-        for lineno, raw in enumerate(f, 1):
+        done = start
+        for lineno, raw in enumerate(f, first_line):
+            if end is not None and done >= end:
+                break
             done += len(raw)
             if progress is not None and lineno % 2048 == 0:
                 progress(done)

@@ -178,19 +178,21 @@ class OpenAICounter:
         if len(cache) > self._CACHE_ENTRIES:  # bounded; cleared only between batches
             cache.clear()
         plans = []
-        todo: dict[str, None] = {}
+        todo: dict[str, int] = {}  # string -> times seen in this batch (each is encoded once)
         for ex in examples:
             every, trained = self._strings(ex)
             plans.append((ex, every, trained))
             for s in every:
-                if s not in cache and s not in todo:
-                    todo[s] = None
+                if s not in cache:
+                    todo[s] = todo.get(s, 0) + 1
         fresh: dict[str, int] = {}
         if todo:
             strs = list(todo)
             fresh = dict(zip(strs, self._lengths(strs), strict=True))
             for s, n in fresh.items():
-                if len(s) <= self._CACHE_LEN:
+                # Keep only strings that repeat (system prompts, stock questions): one-off texts
+                # would fill the cache and push out the ones that recur across the whole file.
+                if todo[s] > 1 and len(s) <= self._CACHE_LEN:
                     cache[s] = n
         out = []
         for ex, every, trained in plans:

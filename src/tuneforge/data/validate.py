@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .estimate import estimate, parse_params
-from .issues import Report
+from .issues import MAX_LINES, MAX_SAMPLES, Report
 from .readers import Record
 from .shapes import SHAPE_NAMES, detect_record
 from .tokens import TokenCounter
@@ -378,6 +378,40 @@ class Checker:
             self.tok_msgs.append(c.messages)
             if self.max_tokens and c.total > self.max_tokens:
                 self.report.add("too_many_tokens", line, f"{c.total:,} tokens > {self.max_tokens:,}; it would be truncated")
+
+    # -- parallel checks (data/parallel.py): each worker checks a slice, the parent merges ---------
+    _ARRAYS = ("lines", "h_exact", "h_norm", "h_answer", "tok_lines", "tok_total", "tok_assistant", "tok_msgs")
+
+    def export(self) -> dict[str, Any]:
+        """This checker's per-slice state (after ``_count``), compact and picklable."""
+        self._count()
+        r = self.report
+        return {"n_lines": r.n_lines, "n_examples": r.n_examples, "n_valid": r.n_valid, "issues": r.issues,
+                "arrays": {name: getattr(self, name).tobytes() for name in self._ARRAYS}, "langs": self.langs,
+                "prompt_prefix": self.prompt_prefix, "answer_prefix": self.answer_prefix,
+                "valid_seen": bool(len(self.lines))}
+
+    def merge(self, part: dict[str, Any]) -> None:
+        """Append the state of the next slice (slices merged in file order give the sequential result:
+        every issue's lines are kept in file order, up to the same caps)."""
+        r = self.report
+        r.n_lines += part["n_lines"]
+        r.n_examples += part["n_examples"]
+        r.n_valid += part["n_valid"]
+        for code, issue in part["issues"].items():
+            mine = r.issues.get(code)
+            if mine is None:
+                r.issues[code] = issue
+                continue
+            mine.lines.extend(issue.lines[: max(0, MAX_LINES - len(mine.lines))])
+            mine.samples.extend(issue.samples[: max(0, MAX_SAMPLES - len(mine.samples))])
+            mine.count += issue.count
+        for name in self._ARRAYS:
+            getattr(self, name).frombytes(part["arrays"][name])
+        self.langs.update(part["langs"])
+        if part["valid_seen"]:
+            self.prompt_prefix = _common_prefix(self.prompt_prefix, part["prompt_prefix"])
+            self.answer_prefix = _common_prefix(self.answer_prefix, part["answer_prefix"])
 
     def _duplicates(self) -> None:
         if len(self.lines) < 2:

@@ -63,6 +63,9 @@ class AdapterPool:
         self._loaded: OrderedDict[str, str] = OrderedDict()  # key -> peft adapter name
         self._refs: dict[str, int] = {}
         self._counter = 0
+        from tuneforge.inference.lora_batch import LoraRouter  # torch: only once an engine exists
+
+        self.router = LoraRouter()  # batched LoRA for mixed-adapter passes (see lora_batch)
 
     @property
     def is_peft(self) -> bool:
@@ -115,6 +118,7 @@ class AdapterPool:
             self._unload(key)
             raise
         self._loaded[key] = name
+        self.router.install(self.model)
         self.stats.adapter_loads += 1
         log.info("loaded adapter %s from %s", name, adapter_dir)
         return name
@@ -128,6 +132,7 @@ class AdapterPool:
 
     def _unload(self, key: str) -> None:
         name = self._loaded.pop(key)
+        self.router.drop_stacks(self.model)
         if len(self.model.peft_config) > 1:
             with warnings.catch_warnings():  # "adapter X was active ...": we route per row, never by "active"
                 warnings.simplefilter("ignore", UserWarning)

@@ -97,7 +97,7 @@ class LoadedBase:
 
 class Engine:
     def __init__(self, registry, *, max_batch_size: int = 32, max_adapters: int = 8, max_base_models: int = 2,
-                 device: str = "auto", threads: int | None = None):
+                 device: str = "auto", threads: int | None = None, batched_lora: bool = True):
         self.registry = registry
         self.max_batch_size = max(1, max_batch_size)
         self.max_adapters = max_adapters
@@ -107,6 +107,7 @@ class Engine:
         self.device = torch.device(device)
         self.dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
         self.threads = threads
+        self.batched_lora = batched_lora  # False: peft's per-adapter loop (kept for parity checks)
         self.stats = EngineStats()
         self._infos: dict[str, BaseInfo] = {}
         self._info_lock = threading.Lock()
@@ -388,11 +389,15 @@ class Engine:
         self._drop_finished(base)
 
     def _forward(self, base: LoadedBase, rows: list[Row], **kwargs):
-        model = base.pool.model
-        if base.pool.is_peft:
-            # Per-row adapter routing: rows of different adapters (and the bare base) share this pass.
-            kwargs["adapter_names"] = [r.adapter for r in rows]
-        return model(use_cache=True, **kwargs)
+        pool = base.pool
+        if not pool.is_peft:
+            return pool.model(use_cache=True, **kwargs)
+        # Per-row adapter routing: rows of different adapters (and the bare base) share this pass.
+        names = [r.adapter for r in rows]
+        if not self.batched_lora:
+            return pool.model(use_cache=True, adapter_names=names, **kwargs)
+        with pool.router.routing(names, base.device):
+            return pool.model.get_base_model()(use_cache=True, **kwargs)
 
     def _drop_finished(self, base: LoadedBase) -> None:
         batch = base.batch

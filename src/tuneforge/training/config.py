@@ -73,7 +73,9 @@ class TrainingConfig:
     warmup_ratio: float = 0.05
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
-    dtype: str = "float32"
+    dtype: str = "float32"  # storage of the base weights; the matmuls follow ``precision``
+    # "auto": bf16 autocast where the CPU (AVX512-BF16/AMX) or GPU runs it natively, else fp32.
+    precision: str = "auto"
     threads: int | None = None
     chat_template: str | None = None
     end_of_turn_token: str | None = None

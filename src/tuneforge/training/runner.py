@@ -86,7 +86,7 @@ def run_job(settings, db, job_id: str, worker_id: str, stop: threading.Event) ->
         learning_rate_multiplier=hp["learning_rate_multiplier"],
         learning_rate=base_learning_rate(job.method_type) * hp["learning_rate_multiplier"], beta=hp.get("beta"),
         max_seq_len=settings.train_max_seq_len, n_train_examples=len(train_examples),
-        n_valid_examples=len(valid_examples), threads=threads)
+        n_valid_examples=len(valid_examples), threads=threads, precision=settings.train_precision)
     started = time.perf_counter()
     # Random tiny models: LoRA alone plateaus (measured: the loss stalls), so their norm layers train too.
     cfg.extra["train_norms"] = tiny

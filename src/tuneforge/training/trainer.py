@@ -38,6 +38,7 @@ from tuneforge.training.data import (
     steps_per_epoch,
 )
 from tuneforge.training.flops import FlopCounter, peak_flops
+from tuneforge.training.precision import autocast, peak_dtype, resolve_precision
 
 log = logging.getLogger("tuneforge.training")
 
@@ -104,6 +105,7 @@ class Trainer:
         self.cfg, self.model, self.fmt, self.reporter = cfg, model, fmt, reporter
         self.out_root, self.cache_dir = out_root, cache_dir
         self.micro_tokens = micro_batch_tokens
+        self.precision = resolve_precision(cfg.precision, str(next(model.parameters()).device))
         self.dpo = cfg.method == "dpo"
         tok = fmt.tokenizer
         self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
@@ -157,11 +159,13 @@ class Trainer:
         # No padding → no mask: SDPA then takes its causal (flash) kernel instead of the math path,
         # which stores batch x heads x L² attention weights per layer for the backward pass.
         attn = None if bool(mask.all()) else mask
-        if self.fast_head:
-            hidden = self.backbone(input_ids=ids, attention_mask=attn, use_cache=False).last_hidden_state
-            logits = self.head(hidden[:, :-1][sel]).float()
-        else:
-            logits = self.causal(input_ids=ids, attention_mask=attn, use_cache=False).logits[:, :-1][sel].float()
+        with autocast(self.precision):  # bf16 matmuls where native; the loss below stays fp32
+            if self.fast_head:
+                hidden = self.backbone(input_ids=ids, attention_mask=attn, use_cache=False).last_hidden_state
+                logits = self.head(hidden[:, :-1][sel])
+            else:
+                logits = self.causal(input_ids=ids, attention_mask=attn, use_cache=False).logits[:, :-1][sel]
+        logits = logits.float()
         target = y[sel]
         token_ll = -torch.nn.functional.cross_entropy(logits, target, reduction="none")
         correct = int((logits.detach().argmax(-1) == target).sum())
@@ -360,11 +364,11 @@ class Trainer:
                 if epoch_end:
                     break
         elapsed = time.perf_counter() - t0
-        stats = {"train_seconds": round(elapsed, 2), "tokens_this_run": tokens_this_run,
+        stats = {"train_seconds": round(elapsed, 2), "tokens_this_run": tokens_this_run, "precision": self.precision,
                  "tokens_per_second": round(tokens_this_run / elapsed, 2) if elapsed else None}
         if elapsed > 0 and self.flops.total:
             achieved = self.flops.total / elapsed
-            peak = peak_flops(self.cache_dir, cfg.dtype)
+            peak = peak_flops(self.cache_dir, peak_dtype(self.precision))
             stats.update({"achieved_flops": round(achieved), "peak_flops": round(peak),
                           "mfu": round(achieved / peak, 4) if peak else None})
         return TrainResult("completed", step, self.total_steps, trained_tokens, last_ckpt, stats)
