@@ -76,7 +76,7 @@ def main() -> None:
 
     import torch
     from transformers import AutoModelForCausalLM, StaticCache
-    from tuneforge.registry import ModelRegistry
+    from tuneforge.models.registry import ModelRegistry
 
     from tuneforge.db.session import Database
     from tuneforge.inference.engine import Engine

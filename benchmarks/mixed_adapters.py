@@ -58,7 +58,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-    from tuneforge.registry import ModelRegistry
+    from tuneforge.models.registry import ModelRegistry
 
     from tuneforge.db.session import Database
     from tuneforge.inference.engine import Engine

@@ -109,7 +109,7 @@ def test_batched_lora_logits_match_peft(pool, mix, tiny_model_dir):
 def test_engine_batched_lora_gives_peft_greedy_tokens(tiny_model_dir, random_adapters, tmp_path):
     """16 concurrent greedy requests over all adapters and the bare base: the engine's batched path and
     peft's per-adapter loop produce the same tokens."""
-    from tuneforge.registry import ModelRegistry
+    from tuneforge.models.registry import ModelRegistry
 
     from tuneforge.db.session import Database
     from tuneforge.inference.batch import Delta, Finish, GenerationRequest
