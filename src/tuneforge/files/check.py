@@ -53,7 +53,7 @@ def check_uploaded_file(state, project_id: str, file_id: str, request: CheckRequ
     # Fine-tuning files are JSONL whatever they are called (as on OpenAI); blobs have no extension.
     report = check_file(path, tokenizer=tokenizer, max_tokens=request.max_tokens or context,
                         method=request.method, assume_jsonl=True)
-    body = report.to_dict()
+    body = report.relabel(filename).to_dict()
     body["object"] = "tuneforge.file_check"
     body["file_id"] = file_id
     body["filename"] = filename

@@ -66,7 +66,7 @@ def resolve(session: Session, registry: ModelRegistry, settings: Settings, model
             raise model_not_found(model_id)
         project = session.get(Project, row.project_id)
         return _from_row(settings, registry, row, project.name if project else row.project_id)
-    info = registry.find(model_id)
+    info = registry.find(model_id, project_id)  # another project's registered model: not found
     if info is None:
         raise model_not_found(model_id)
     return ServedModel(info.id, info.id, None, info.owned_by, info.created, info.context_length)
