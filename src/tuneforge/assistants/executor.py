@@ -107,7 +107,9 @@ class RunExecutor:
     def _emit(self, run_id: str, event: str, data: dict) -> None:
         self.bus.publish(run_id, event, data)
 
-    def _execute_safely(self, run_id: str) -> None:
+    def _execute_safely(self, run_id: str) -> Exception | None:
+        """Run to a terminal state; the future's result is the exception that failed the run (if any), so a
+        caller waiting on it (``/kb/ask``) answers with that error's own status, e.g. 502 for an upstream."""
         ctx: dict = {"run_id": run_id}
         try:
             self._execute(ctx)
@@ -117,6 +119,7 @@ class RunExecutor:
             if not isinstance(exc, TuneforgeError):
                 log.exception("run %s failed", run_id)
             self._finish_failed(ctx, exc)
+            return exc
         finally:
             with self._lock:
                 self._cancel.discard(run_id)
@@ -347,6 +350,8 @@ class RunExecutor:
     def _finish_failed(self, ctx: dict, exc: Exception) -> None:
         code = "invalid_prompt" if isinstance(exc, TuneforgeError) and exc.status_code < 500 else "server_error"
         message = exc.message if isinstance(exc, TuneforgeError) else f"{type(exc).__name__}: {exc}"
+        # stored and shown to clients: no upstream key or bearer token, whatever raised
+        message = self.state.gateway.redact(message)
         error = {"code": code, "message": message}
         with self.db.session() as session:
             run = session.get(RunRow, ctx["run_id"])

@@ -56,7 +56,8 @@ def read_sections(path: Path, filename: str):
 
     tmp = tempfile.mkdtemp(prefix="tf-ingest-")
     try:
-        named = Path(tmp) / (Path(filename).name or "file.txt")
+        name = Path(filename).name
+        named = Path(tmp) / (name if name not in ("", ".", "..") else "file.txt")  # "..": the folder above
         try:
             os.symlink(path, named)
         except OSError:
