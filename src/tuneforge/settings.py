@@ -51,8 +51,9 @@ class Settings(BaseSettings):
     serve_max_batch_size: int = Field(default=32, ge=1, description="Rows decoded together per base model")
     serve_max_adapters: int = Field(default=8, ge=1, description="LoRA adapters kept loaded per base (LRU)")
     serve_max_base_models: int = Field(default=2, ge=1, description="Base models kept in memory (LRU)")
-    serve_default_max_tokens: int = Field(default=2048, ge=1,
-                                          description="Completion budget when a request sets none")
+    serve_default_max_tokens: int | None = Field(
+        default=None, ge=1, description="Completion budget when a request sets none (default: none, generation "
+                                        "runs to the end of the turn or the context limit, as on OpenAI)")
     serve_max_n: int = Field(default=16, ge=1, description="Largest 'n' (choices per request)")
     serve_threads: int | None = Field(default=None, ge=1, description="Torch threads for generation (default: "
                                       "all cores; 1 is far faster when training shares the CPU)")

@@ -78,3 +78,20 @@ def test_odd_display_names_read_as_plain_files(tmp_path, name):
     blob.write_text("# Title\n\nSome text.\n")
     sections = read_sections(blob, name)
     assert "Some text." in " ".join(s.text for s in sections)
+
+
+def test_deleting_a_file_removes_it_from_every_vector_store(client):
+    refund = upload(client, "refund.md", REFUND)
+    other = upload(client, "other.md", "# Other\n\nSomething else entirely.\n")
+    stores = [client.vector_stores.create(name=f"kb{i}", file_ids=[refund, other]).id for i in range(2)]
+    for store_id in stores:
+        _wait_file(client, store_id, refund)
+        _wait_file(client, store_id, other)
+    before = [client.vector_stores.retrieve(s).usage_bytes for s in stores]
+    assert client.files.delete(refund).deleted
+    for store_id, usage in zip(stores, before, strict=True):
+        store = client.vector_stores.retrieve(store_id)
+        assert 0 < store.usage_bytes < usage and store.file_counts.total == 1
+        assert [f.id for f in client.vector_stores.files.list(store_id)] == [other]
+        hits = client.vector_stores.search(store_id, query="refund within 45 days")
+        assert all(h.file_id != refund for h in hits.data)

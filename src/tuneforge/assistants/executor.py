@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from tuneforge.assistants import prompt as prompt_mod
 from tuneforge.assistants.events import DONE, EventBus
-from tuneforge.assistants.generation import DEFAULT_MAX_COMPLETION, EngineBackend
+from tuneforge.assistants.generation import ANSWER_RESERVE, EngineBackend
 from tuneforge.assistants.objects import (
     DEFAULT_MAX_RESULTS,
     message_object,
@@ -184,8 +184,10 @@ class RunExecutor:
         if fs_tool is not None and choice != "none" and store_ids:
             results = self._file_search(ctx, fs_tool, list(dict.fromkeys(store_ids)), turns)
         self._check(ctx)
-        completion_budget = max_completion or min(DEFAULT_MAX_COMPLETION, model.context_length // 4)
-        budget = model.context_length - completion_budget
+        # The prompt leaves room for the answer; the answer is capped only by a budget the client (or the
+        # mask) set, else by the context limit.
+        completion_budget = max_completion or None
+        budget = model.context_length - (completion_budget or min(ANSWER_RESERVE, model.context_length // 4))
         if max_prompt:
             budget = min(budget, max_prompt)
         built = prompt_mod.build(system_parts=system_parts, few_shot=few_shot, turns=turns, results=results,
@@ -235,7 +237,7 @@ class RunExecutor:
             obj = step_object(step)
         self._emit(ctx["run_id"], "thread.run.step.completed", obj)
 
-    def _answer(self, ctx: dict, model, built, completion_budget: int, sampling: dict, old_summary) -> None:
+    def _answer(self, ctx: dict, model, built, completion_budget: int | None, sampling: dict, old_summary) -> None:
         run_id = ctx["run_id"]
         with self.db.session() as session:
             if built.summary != old_summary or built.summary_upto:
@@ -300,7 +302,8 @@ class RunExecutor:
             run.usage = json.dumps(usage)
             if truncated:
                 run.status = "incomplete"
-                run.incomplete_details = json.dumps({"reason": "max_completion_tokens"})
+                reason = "max_completion_tokens" if completion_budget else "context_length"
+                run.incomplete_details = json.dumps({"reason": reason})
             else:
                 run.status = "completed"
             run.completed_at = now_s()

@@ -10,10 +10,10 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from tuneforge.db.models import FineTunedModel, Project
+from tuneforge.db.models import FineTunedModel, FineTuningCheckpointRow, Project
 from tuneforge.errors import NotFound
 from tuneforge.models.registry import ModelRegistry
 from tuneforge.settings import Settings
@@ -105,6 +105,9 @@ def delete_fine_tuned(session: Session, settings: Settings, model_id: str, proje
     if row is None or row.project_id != project_id:
         raise model_not_found(model_id)
     path = adapter_path(settings, row)
+    # A deleted checkpoint model leaves its job's checkpoint list: listed checkpoints must be servable.
+    session.execute(delete(FineTuningCheckpointRow).where(
+        FineTuningCheckpointRow.fine_tuned_model_checkpoint == model_id))
     session.delete(row)
     session.commit()
     if path.is_dir() and settings.data_dir in path.resolve().parents:
