@@ -33,8 +33,10 @@ def _cheap(body, path: str):
     for key in TOKEN_BUDGETS:
         if isinstance(body.get(key), int) and not isinstance(body[key], bool) and body[key] > 4:
             body[key] = 4
-    if path.endswith(("/completions", "/runs")) or path.endswith("/responses"):
-        body.setdefault("max_tokens" if "completions" in path else "max_completion_tokens", 4)
+    if path.endswith(("/completions", "/kb/ask")):
+        body.setdefault("max_tokens", 4)
+    elif path.endswith(("/runs", "/responses")):
+        body.setdefault("max_completion_tokens", 4)
     if isinstance(body.get("n"), int) and not isinstance(body["n"], bool) and body["n"] > 2:
         body["n"] = 2
     return body
@@ -91,7 +93,9 @@ def fuzz_settings(make_settings, tiny_model_dir):
     from tuneforge.db.session import Database
     from tuneforge.models.registry import ModelRegistry
 
-    settings = make_settings(worker_in_process=False, ingest_file_timeout_s=60)
+    # the operator's default budget keeps /chat (which has no max_tokens) cheap
+    settings = make_settings(worker_in_process=False, ingest_file_timeout_s=60, default_model="tiny-chat",
+                             serve_default_max_tokens=4)
     settings.ensure_dirs()
     db = Database(settings.resolved_database_url)
     db.migrate()
