@@ -56,6 +56,14 @@ class RateLimited(TuneforgeError):
     default_code = "rate_limit_exceeded"
 
 
+class ModelUnavailable(TuneforgeError):
+    """A registered model whose weights cannot be loaded: the server is fine, this model is not."""
+
+    status_code = 503
+    type = "server_error"
+    default_code = "model_unavailable"
+
+
 class ServerError(TuneforgeError):
     status_code = 500
     type = "server_error"

@@ -94,9 +94,11 @@ class Runtime:
         """Vector-store ingestion (background threads)."""
         with self._lock:
             if self._ingestor is None:
-                from tuneforge.retrieval.ingest import Ingestor
+                from tuneforge.retrieval.ingest import Budget, Ingestor
 
-                ingestor = self._ingestor = Ingestor(self.db, self.store)
+                budget = Budget(self.settings.ingest_max_file_bytes, self.settings.ingest_file_timeout_s)
+                ingestor = self._ingestor = Ingestor(self.db, self.store, workers=self.settings.ingest_workers,
+                                                     budget=budget)
                 self._closers.append(lambda: asyncio.get_running_loop().run_in_executor(None, ingestor.close))
             return self._ingestor
 

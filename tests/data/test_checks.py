@@ -135,7 +135,8 @@ def test_every_code_is_documented_and_tested(fixtures):
     tested = set().union(*BAD_CHAT.values(), *BAD_DPO.values()) | {
         "duplicate_example", "near_duplicate_example", "common_prompt_prefix", "common_answer_prefix", "uppercase_heavy",
         "long_answer", "too_many_tokens", "special_token", "few_examples", "too_few_examples", "identical_answers",
-        "mixed_languages", "empty_file", "unreadable_file", "missing_system_message", "chat_template_error"}
+        "mixed_languages", "empty_file", "unreadable_file", "missing_system_message", "chat_template_error",
+        "json_too_deep"}  # json_too_deep: tests/data/test_hardening_cli.py
     assert tested == set(CODES)
     doc = (fixtures.parents[2] / "docs" / "data-formats.md").read_text(encoding="utf-8")
     assert all(f"`{c}`" in doc for c in CODES)

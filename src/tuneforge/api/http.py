@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import unicodedata
 from collections.abc import Awaitable
+from urllib.parse import quote
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
@@ -21,6 +23,15 @@ from tuneforge.gateway import Upstream, UpstreamError
 from tuneforge.runtime import Runtime
 
 log = logging.getLogger("tuneforge.api")
+
+def attachment(filename: str) -> str:
+    """A Content-Disposition value for any display name (RFC 6266): an ASCII ``filename`` fallback
+    without quotes, backslashes or control characters, and the exact name as UTF-8 in ``filename*``.
+    A raw control character in a header makes the server drop the response, so nothing raw goes in."""
+    fallback = "".join(c if " " <= c < "\x7f" and c not in '"\\' else "_" for c in
+                       unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode()) or "download"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
 
 _JSON_HINT = (
     "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your "

@@ -8,6 +8,7 @@ or oversized upload leaves nothing on disk.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
@@ -46,8 +47,10 @@ class ParsedForm:
 
 def safe_filename(raw: str) -> str:
     """Display name only: the blob key never derives from it. Path parts are dropped."""
-    name = PurePosixPath(raw.replace("\\", "/")).name.strip().replace("\x00", "")
-    return (name or "upload")[:255]
+    # Control characters (and NUL) have no place in a name shown in listings and headers.
+    name = "".join(c for c in raw if unicodedata.category(c) != "Cc")
+    name = PurePosixPath(name.replace("\\", "/")).name.strip()
+    return (name if name not in ("", ".", "..") else "upload")[:255]
 
 
 def too_large_message(limit: int) -> str:

@@ -22,6 +22,7 @@ ERROR_STATUSES = {
     "413": "The request or upload is too large",
     "500": "Server error (the response carries the request id)",
     "502": "An upstream provider failed or could not be reached",
+    "503": "The model's weights could not be loaded",
 }
 _ENVELOPE_REF = {"$ref": "#/components/schemas/ErrorEnvelope"}
 _IGNORED_BODY = {

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from tuneforge.assistants import runs, service
 from tuneforge.db.models import AssistantRow, FileRecord, VectorStoreRow
-from tuneforge.errors import InvalidRequest, NotFound, ServerError
+from tuneforge.errors import InvalidRequest, NotFound, ServerError, TuneforgeError
 
 KB_ASSISTANT_PREFIX = "kb:"
 DEFAULT_INSTRUCTIONS = "You answer questions from the provided documents, briefly and accurately."
@@ -59,7 +59,9 @@ def ask(state, project_id: str, *, kb: str, question: str, model: str | None = N
             "assistant_id": assistant_id, "temperature": 0, "max_completion_tokens": max_tokens,
             "thread": {"messages": [{"role": "user", "content": question}]}})
         thread_id, run_id = thread.id, run.id
-    state.runs.submit(run_id).result(timeout=timeout_s)
+    failure = state.runs.submit(run_id).result(timeout=timeout_s)
+    if isinstance(failure, TuneforgeError):
+        raise failure  # the same status chat completions answer: 502 for an unreachable upstream, 4xx, 503
 
     with state.db.session() as session:
         run = runs.get_run(session, project_id, thread_id, run_id)

@@ -14,16 +14,19 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from tuneforge.assistants import prompt as prompt_mod
 from tuneforge.assistants.events import DONE, EventBus
-from tuneforge.assistants.generation import DEFAULT_MAX_COMPLETION, EngineBackend
+from tuneforge.assistants.generation import ANSWER_RESERVE, EngineBackend
 from tuneforge.assistants.objects import (
     DEFAULT_MAX_RESULTS,
     message_object,
@@ -44,6 +47,10 @@ class _Cancelled(Exception):
     pass
 
 
+class _Expired(Exception):
+    """The run has been in progress longer than ``run_max_s``."""
+
+
 class RunExecutor:
     def __init__(self, state, backend=None, workers: int = 2):
         self.state, self.db = state, state.db
@@ -51,10 +58,20 @@ class RunExecutor:
         self.bus = EventBus()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tuneforge-run")
         self._cancel: set[str] = set()
+        self._expire: set[str] = set()
+        self._running: set[str] = set()  # runs this executor holds the lease of
         self._lock = threading.Lock()
+        # Like training workers: runs are claimed with a lease renewed by a heartbeat, so several servers can
+        # share one database and none fails another's runs at start-up.
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        settings = state.settings
+        self.lease_s, self.max_s = settings.run_lease_s, settings.run_max_s
+        self._stop = threading.Event()
+        self._heartbeat: threading.Thread | None = None
 
     # -- control --------------------------------------------------------------------------------
     def submit(self, run_id: str):
+        self._start_heartbeat()
         return self._pool.submit(self._execute_safely, run_id)
 
     def submit_streaming(self, run_id: str, created: list[tuple[str, dict]]) -> AsyncIterator[tuple[str, dict]]:
@@ -84,42 +101,87 @@ class RunExecutor:
             self._cancel.add(run_id)
 
     def recover(self) -> None:
-        """At start-up: queued runs are run; runs cut off mid-answer by a stop are failed."""
+        """At start-up: queued runs are run (the claim decides which server runs each); runs in progress are
+        left to their servers, and failed only once their lease lapsed (see :meth:`sweep`)."""
+        self.sweep()
         with self.db.session() as session:
-            rows = session.scalars(select(RunRow).where(RunRow.status.in_(("queued", "in_progress", "cancelling"))))
-            queued = []
-            for run in rows:
-                if run.status == "queued":
-                    queued.append(run.id)
-                else:
-                    run.status, run.failed_at = "failed", now_s()
-                    run.last_error = json.dumps({"code": "server_error",
-                                                 "message": "The server stopped while this run was in progress."})
+            queued = session.scalars(select(RunRow.id).where(RunRow.status == "queued")).all()
         for run_id in queued:
             self.submit(run_id)
+        self._start_heartbeat()
 
     def close(self) -> None:
+        self._stop.set()
         with self._lock:
             self._closing = True
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- leases ---------------------------------------------------------------------------------
+    def _start_heartbeat(self) -> None:
+        with self._lock:
+            if self._heartbeat is None and not self._stop.is_set():
+                self._heartbeat = threading.Thread(target=self._beat, name="tuneforge-run-lease", daemon=True)
+                self._heartbeat.start()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(max(0.05, self.lease_s / 3)):
+            try:
+                self.sweep()
+            except Exception:  # noqa: BLE001 - a database hiccup must not stop the heartbeat
+                log.exception("run lease heartbeat failed")
+
+    def sweep(self) -> None:
+        """Renew this executor's leases; expire its runs older than ``run_max_s``; fail runs whose server
+        stopped renewing theirs."""
+        now = time.time()
+        with self._lock:
+            mine = set(self._running)
+        with self.db.session() as session:
+            if mine:
+                session.execute(update(RunRow).where(RunRow.id.in_(mine), RunRow.worker_id == self.id)
+                                .values(lease_expires_at=now + self.lease_s))
+            active = session.execute(select(RunRow.id, RunRow.worker_id, RunRow.lease_expires_at, RunRow.started_at)
+                                     .where(RunRow.status.in_(("in_progress", "cancelling")))).all()
+            for run_id, worker, lease, started in active:
+                if run_id in mine:
+                    if started is not None and now - started > self.max_s:
+                        with self._lock:
+                            self._expire.add(run_id)
+                    continue
+                if lease is None or lease < now:  # its server stopped (or predates leases)
+                    won = session.execute(
+                        update(RunRow).where(RunRow.id == run_id, RunRow.status.in_(("in_progress", "cancelling")),
+                                             (RunRow.lease_expires_at.is_(None)) | (RunRow.lease_expires_at < now))
+                        .values(status="failed", failed_at=int(now), worker_id=None, lease_expires_at=None,
+                                last_error=json.dumps({"code": "server_error", "message": "The server running "
+                                                       "this run stopped while it was in progress."})))
+                    if won.rowcount:
+                        log.warning("run %s: its server (%s) stopped; failed", run_id, worker)
 
     # -- one run --------------------------------------------------------------------------------
     def _emit(self, run_id: str, event: str, data: dict) -> None:
         self.bus.publish(run_id, event, data)
 
-    def _execute_safely(self, run_id: str) -> None:
+    def _execute_safely(self, run_id: str) -> Exception | None:
+        """Run to a terminal state; the future's result is the exception that failed the run (if any), so a
+        caller waiting on it (``/kb/ask``) answers with that error's own status, e.g. 502 for an upstream."""
         ctx: dict = {"run_id": run_id}
         try:
             self._execute(ctx)
         except _Cancelled:
             self._finish_cancelled(ctx)
+        except _Expired:
+            self._finish_cancelled(ctx, expired=True)
         except Exception as exc:  # noqa: BLE001 - any failure ends this run, never the executor
             if not isinstance(exc, TuneforgeError):
                 log.exception("run %s failed", run_id)
             self._finish_failed(ctx, exc)
+            return exc
         finally:
             with self._lock:
                 self._cancel.discard(run_id)
+                self._expire.discard(run_id)
+                self._running.discard(run_id)
             self.bus.publish(run_id, DONE)
 
     def _check(self, ctx: dict, *, force_db: bool = False) -> None:
@@ -127,6 +189,8 @@ class RunExecutor:
         with self._lock:
             if run_id in self._cancel:
                 raise _Cancelled
+            if run_id in self._expire:
+                raise _Expired
         now = time.monotonic()
         if force_db or now - ctx.get("checked", 0) > 1.0:
             ctx["checked"] = now
@@ -146,8 +210,16 @@ class RunExecutor:
                 session.commit()
                 self._emit(run_id, "thread.run.expired", run_object(run))
                 return
-            run.status, run.started_at = "in_progress", now_s()
+            # The claim: one UPDATE guarded by the status, so of several servers exactly one runs it.
+            claimed = session.execute(update(RunRow).where(RunRow.id == run_id, RunRow.status == "queued").values(
+                status="in_progress", started_at=now_s(), worker_id=self.id,
+                lease_expires_at=time.time() + self.lease_s))
             session.commit()
+            if not claimed.rowcount:
+                return
+            with self._lock:
+                self._running.add(run_id)
+            session.refresh(run)
             self._emit(run_id, "thread.run.in_progress", run_object(run))
             ctx.update(thread_id=run.thread_id, assistant_id=run.assistant_id, project_id=run.project_id)
             thread = session.get(ThreadRow, run.thread_id)
@@ -181,8 +253,10 @@ class RunExecutor:
         if fs_tool is not None and choice != "none" and store_ids:
             results = self._file_search(ctx, fs_tool, list(dict.fromkeys(store_ids)), turns)
         self._check(ctx)
-        completion_budget = max_completion or min(DEFAULT_MAX_COMPLETION, model.context_length // 4)
-        budget = model.context_length - completion_budget
+        # The prompt leaves room for the answer; the answer is capped only by a budget the client (or the
+        # mask) set, else by the context limit.
+        completion_budget = max_completion or None
+        budget = model.context_length - (completion_budget or min(ANSWER_RESERVE, model.context_length // 4))
         if max_prompt:
             budget = min(budget, max_prompt)
         built = prompt_mod.build(system_parts=system_parts, few_shot=few_shot, turns=turns, results=results,
@@ -232,7 +306,7 @@ class RunExecutor:
             obj = step_object(step)
         self._emit(ctx["run_id"], "thread.run.step.completed", obj)
 
-    def _answer(self, ctx: dict, model, built, completion_budget: int, sampling: dict, old_summary) -> None:
+    def _answer(self, ctx: dict, model, built, completion_budget: int | None, sampling: dict, old_summary) -> None:
         run_id = ctx["run_id"]
         with self.db.session() as session:
             if built.summary != old_summary or built.summary_upto:
@@ -297,7 +371,8 @@ class RunExecutor:
             run.usage = json.dumps(usage)
             if truncated:
                 run.status = "incomplete"
-                run.incomplete_details = json.dumps({"reason": "max_completion_tokens"})
+                reason = "max_completion_tokens" if completion_budget else "context_length"
+                run.incomplete_details = json.dumps({"reason": reason})
             else:
                 run.status = "completed"
             run.completed_at = now_s()
@@ -325,6 +400,8 @@ class RunExecutor:
                 step.status = step_status
                 if step_status == "cancelled":
                     step.cancelled_at = now
+                elif step_status == "expired":
+                    step.expired_at = now
                 else:
                     step.failed_at, step.last_error = now, json.dumps(error) if error else None
                 events.append((f"thread.run.step.{step_status}", step))
@@ -334,19 +411,27 @@ class RunExecutor:
         for name, row in events:
             self._emit(ctx["run_id"], name, message_object(row) if isinstance(row, MessageRow) else step_object(row))
 
-    def _finish_cancelled(self, ctx: dict) -> None:
+    def _finish_cancelled(self, ctx: dict, *, expired: bool = False) -> None:
+        status = "expired" if expired else "cancelled"
         with self.db.session() as session:
-            events = self._close_open_parts(session, ctx, step_status="cancelled", reason="run_cancelled", error=None)
+            events = self._close_open_parts(session, ctx, step_status=status,
+                                            reason="run_expired" if expired else "run_cancelled", error=None)
             run = session.get(RunRow, ctx["run_id"])
-            run.status, run.cancelled_at, run.control = "cancelled", now_s(), None
+            if expired:
+                run.status, run.control = "expired", None
+            else:
+                run.status, run.cancelled_at, run.control = "cancelled", now_s(), None
+            run.lease_expires_at = None
             session.commit()
             obj = run_object(run)
         self._publish(ctx, events)
-        self._emit(ctx["run_id"], "thread.run.cancelled", obj)
+        self._emit(ctx["run_id"], f"thread.run.{status}", obj)
 
     def _finish_failed(self, ctx: dict, exc: Exception) -> None:
         code = "invalid_prompt" if isinstance(exc, TuneforgeError) and exc.status_code < 500 else "server_error"
         message = exc.message if isinstance(exc, TuneforgeError) else f"{type(exc).__name__}: {exc}"
+        # stored and shown to clients: no upstream key or bearer token, whatever raised
+        message = self.state.gateway.redact(message)
         error = {"code": code, "message": message}
         with self.db.session() as session:
             run = session.get(RunRow, ctx["run_id"])

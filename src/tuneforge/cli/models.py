@@ -13,6 +13,7 @@ from tuneforge.cli.common import (
     JsonOpt,
     api_errors,
     console,
+    err_console,
     fmt_time,
     make_client,
     make_table,
@@ -38,28 +39,71 @@ def list_(base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, json_out: Json
     console.print(table)
 
 
+GlobalOpt = Annotated[bool, typer.Option(
+    "--global", help="Operator mode: write to the server's data folder on this host; the model is served to "
+                     "every project (through the API a registered model belongs to the key's project only)")]
+DataDirOpt = Annotated[Path | None, typer.Option(help="Data folder for --global [env: TUNEFORGE_DATA_DIR]")]
+
+
+def _local_registry(data_dir: Path | None):
+    from tuneforge.db.session import Database
+    from tuneforge.models.registry import ModelRegistry
+    from tuneforge.settings import Settings
+
+    settings = Settings(**({"data_dir": data_dir} if data_dir else {}))
+    settings.ensure_dirs()
+    db = Database(settings.resolved_database_url)
+    db.migrate()
+    return ModelRegistry(settings, db), db
+
+
+def _operator(action, data_dir: Path | None):
+    from tuneforge.errors import TuneforgeError
+
+    registry, db = _local_registry(data_dir)
+    try:
+        return action(registry)
+    except TuneforgeError as exc:
+        err_console.print(f"[red]Error:[/red] {exc.message}")
+        raise typer.Exit(1) from None
+    finally:
+        db.dispose()
+
+
 @app.command("add")
 @api_errors
 def add(name: Annotated[str, typer.Argument(help="Name to serve the model under")],
         path: Annotated[Path, typer.Argument(help="A Hugging Face model folder or a .gguf file")],
+        global_: GlobalOpt = False, data_dir: DataDirOpt = None,
         base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, json_out: JsonOpt = False) -> None:
     """Register a local model folder or .gguf file as a base model (the path is read by the server)."""
     from openai.types import Model
 
-    client = make_client(base_url, api_key)
-    obj = client.post("/models", body={"id": name, "path": str(path.expanduser().resolve())}, cast_to=Model)
+    resolved = str(path.expanduser().resolve())
+    if global_:
+        from tuneforge.serving.models import model_object
+
+        obj = Model.model_validate(model_object(_operator(lambda r: r.register(name, resolved, None), data_dir)))
+    else:
+        client = make_client(base_url, api_key)
+        obj = client.post("/models", body={"id": name, "path": resolved}, cast_to=Model)
     if json_out:
         print_json(obj)
     else:
-        console.print(f"Registered [bold]{obj.id}[/bold].")
+        console.print(f"Registered [bold]{obj.id}[/bold]{' for every project' if global_ else ''}.")
 
 
 @app.command("delete")
 @api_errors
-def delete(name: str, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, json_out: JsonOpt = False) -> None:
+def delete(name: str, global_: GlobalOpt = False, data_dir: DataDirOpt = None,
+           base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, json_out: JsonOpt = False) -> None:
     """Delete a fine-tuned model, or forget a registered base model (its files stay on disk)."""
-    obj = make_client(base_url, api_key).models.delete(name)
+    if global_:
+        _operator(lambda r: r.unregister(name, None), data_dir)
+        obj = {"id": name, "object": "model", "deleted": True}
+    else:
+        obj = make_client(base_url, api_key).models.delete(name)
     if json_out:
         print_json(obj)
     else:
-        console.print(f"Deleted {obj.id}.")
+        console.print(f"Deleted {name}.")

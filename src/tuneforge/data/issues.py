@@ -16,6 +16,8 @@ CODES: dict[str, tuple[str, str, str]] = {
                         "Check the path; data files must be .jsonl (convert others with `tuneforge data convert`)."),
     "empty_file": (ERROR, "The file holds no examples.", "Add examples, one JSON object per line."),
     "invalid_json": (ERROR, "The line is not valid JSON.", "Fix the JSON at the given column, or drop broken lines with `tuneforge data fix`."),
+    "json_too_deep": (ERROR, "The line nests arrays/objects too deeply to be a training example.",
+                      "Flatten the value, or drop the line with `tuneforge data fix`."),
     # cookbook categories
     "data_type": (ERROR, "The line is not a JSON object.", 'Each line must be an object like {"messages": [...]}.'),
     "missing_messages_list": (ERROR, "The example has no non-empty `messages` list.",
@@ -127,6 +129,14 @@ class Report:
         if iss is None:
             iss = self.issues[code] = Issue(code, sev, meaning, hint)
         iss.add(line, message)
+
+    def relabel(self, shown: str) -> Report:
+        """Name the file ``shown`` (e.g. the upload's filename) instead of its storage path, everywhere:
+        a server's reports must not reveal where it keeps blobs."""
+        actual, self.path = self.path, shown
+        for iss in self.issues.values():
+            iss.samples = [(ln, m.replace(actual, shown) if m else m) for ln, m in iss.samples]
+        return self
 
     def sorted_issues(self) -> list[Issue]:
         return sorted(self.issues.values(), key=lambda i: (_ORDER[i.severity], min(i.lines, default=0)))

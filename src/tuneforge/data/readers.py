@@ -39,6 +39,7 @@ class Record:
     data: Any = None
     error: str | None = None
     column: int | None = None
+    code: str = "invalid_json"  # the report's issue code when ``error`` is set
 
     @property
     def ok(self) -> bool:
@@ -67,6 +68,36 @@ def _check_exists(path: Path) -> None:
         raise ReadError(f"{path}: no such file")
     if path.is_dir():
         raise ReadError(f"{path}: is a folder, expected a file")
+
+
+# Real examples nest a handful of levels (tool schemas a few dozen); deeper values only serve to blow the
+# stack of whatever walks them next (json.loads itself raises RecursionError near 1,000 levels).
+MAX_JSON_DEPTH = 128
+
+
+def _may_be_too_deep(raw: bytes | str) -> bool:
+    """False when the text cannot nest deeper than MAX_JSON_DEPTH (a C-speed count decides most lines)."""
+    if isinstance(raw, bytes):
+        return raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH
+    return raw.count("[") + raw.count("{") > MAX_JSON_DEPTH
+
+
+def _too_deep(obj: Any) -> bool:
+    stack = [(obj, 1)]
+    while stack:  # iterative, so it cannot overflow the stack it protects
+        value, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return True
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values() if isinstance(v, (dict, list)))
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value if isinstance(v, (dict, list)))
+    return False
+
+
+def _deep_record(lineno: int) -> Record:
+    return Record(lineno, None, f"JSON nested more than {MAX_JSON_DEPTH} levels deep (line {lineno})", 1,
+                  code="json_too_deep")
 
 
 def iter_jsonl(path: str | os.PathLike[str], *, progress: ProgressFn | None = None, start: int = 0,
@@ -102,6 +133,12 @@ def iter_jsonl(path: str | os.PathLike[str], *, progress: ProgressFn | None = No
             except UnicodeDecodeError as e:
                 yield Record(lineno, None, f"invalid text encoding: {e.reason} at byte {e.start}", e.start + 1)
                 continue
+            except RecursionError:
+                yield _deep_record(lineno)
+                continue
+            if _may_be_too_deep(raw) and _too_deep(obj):
+                yield _deep_record(lineno)
+                continue
             yield Record(lineno, obj)
         if progress is not None:
             progress(done)
@@ -120,6 +157,8 @@ def iter_json(path: str | os.PathLike[str]) -> Iterator[Record]:
         text = f.read()
     try:
         obj = json.loads(text)
+    except RecursionError:
+        raise ReadError(f"{p.name}: JSON nested more than {MAX_JSON_DEPTH} levels deep") from None
     except json.JSONDecodeError as e:
         # JSON Lines saved with a .json extension (prepare_data does the same fallback)
         first = text.lstrip().split("\n", 1)[0]
@@ -148,8 +187,9 @@ def iter_json(path: str | os.PathLike[str]) -> Iterator[Record]:
                 records = lists[0]
     else:
         raise ReadError(f"{p.name}: top-level JSON is a {type(obj).__name__}, expected an array or object")
+    deep = _may_be_too_deep(text)
     for i, rec in enumerate(records, 1):
-        yield Record(i, rec)
+        yield _deep_record(i) if deep and _too_deep(rec) else Record(i, rec)
 
 
 def _cell(v: Any) -> str:

@@ -308,7 +308,7 @@ class Checker:
         r = self.report
         r.n_lines += 1
         if not rec.ok:
-            r.add("invalid_json", rec.line, rec.error)
+            r.add(rec.code, rec.line, rec.error)
             return
         ex = rec.data
         r.n_examples += 1

@@ -339,6 +339,9 @@ class RunRow(Base):
     response_format: Mapped[str | None] = mapped_column(Text)
     metadata_json: Mapped[str | None] = mapped_column("metadata", Text)
     control: Mapped[str | None] = mapped_column(String(16))
+    # The server running it renews this lease; another server fails the run only once the lease lapsed.
+    worker_id: Mapped[str | None] = mapped_column(String(128))
+    lease_expires_at: Mapped[float | None] = mapped_column(Float)
 
 
 class RunStepRow(Base):

@@ -56,7 +56,7 @@ def check_uploaded_file(state, project_id: str, file_id: str, request: CheckRequ
     params = parse_params(tokenizer_key) if tokenizer_key not in OPENAI_ENCODINGS else None
     report = check_file(path, tokenizer=tokenizer, max_tokens=request.max_tokens or context,
                         method=request.method, assume_jsonl=True, params=params)
-    body = report.to_dict()
+    body = report.relabel(filename).to_dict()
     body["tokenizer"] = tokenizer_key  # the model's name, not the folder it was loaded from
     body["object"] = "tuneforge.file_check"
     body["file_id"] = file_id

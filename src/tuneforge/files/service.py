@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from tuneforge.db.models import FileRecord, now_s
+from tuneforge.db.models import FileRecord, VectorStoreChunkRow, VectorStoreFileRow, VectorStoreRow, now_s
 from tuneforge.db.pagination import check_limit, paginate
 from tuneforge.errors import InvalidRequest, NotFound
 from tuneforge.ids import new_id
@@ -116,9 +116,26 @@ def list_files(session: Session, project_id: str, *, purpose: str | None, limit:
     return paginate(session, stmt, FileRecord.id, limit=limit, order=order, after=after, serialize=file_object)
 
 
+def _detach_from_vector_stores(session: Session, project_id: str, file_ids: list[str]) -> None:
+    """A deleted File leaves every vector store it was in: its chunks stop answering searches and stop
+    counting in ``usage_bytes``. (An ingestion still running finds its row gone and stops.)"""
+    if not file_ids:
+        return
+    stores = session.scalars(select(VectorStoreFileRow.vector_store_id).where(
+        VectorStoreFileRow.project_id == project_id, VectorStoreFileRow.file_id.in_(file_ids))).all()
+    session.execute(delete(VectorStoreChunkRow).where(VectorStoreChunkRow.project_id == project_id,
+                                                      VectorStoreChunkRow.file_id.in_(file_ids)))
+    session.execute(delete(VectorStoreFileRow).where(VectorStoreFileRow.project_id == project_id,
+                                                     VectorStoreFileRow.file_id.in_(file_ids)))
+    if stores:  # the revision tells search caches that the store changed
+        session.execute(update(VectorStoreRow).where(VectorStoreRow.id.in_(set(stores)))
+                        .values(revision=VectorStoreRow.revision + 1))
+
+
 def delete_file(session: Session, store: BlobStore, project_id: str, file_id: str) -> dict:
     row = get_file(session, project_id, file_id)
     key = row.blob_key
+    _detach_from_vector_stores(session, project_id, [file_id])
     session.delete(row)
     session.flush()
     # The row goes first: a crash between the two leaves an orphan blob, never a row pointing nowhere.
@@ -136,6 +153,7 @@ def purge_expired(session: Session, store: BlobStore) -> int:
                            .where(FileRecord.expires_at <= now_s())).all()
     keys = [r.blob_key for r in rows]
     for r in rows:
+        _detach_from_vector_stores(session, r.project_id, [r.id])
         session.delete(r)
     session.commit()
     for key in keys:

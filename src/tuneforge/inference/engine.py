@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, fields
 
 import torch
 
-from tuneforge.errors import NotFound, ServerError
+from tuneforge.errors import ModelUnavailable, NotFound, ServerError, TuneforgeError
 from tuneforge.inference.adapters import AdapterPool
 from tuneforge.inference.batch import (
     Batch,
@@ -130,6 +130,11 @@ class Engine:
                     raise NotFound(f"The model '{base_model}' is registered but its files could not be loaded "
                                    f"({type(exc).__name__}); check the server log.", param="model",
                                    code="model_not_found") from None
+                except TuneforgeError:
+                    raise
+                except Exception as exc:  # corrupt weights, configs transformers rejects, ...
+                    log.warning("cannot load %s: %r", base_model, exc)
+                    raise unloadable(base_model, exc) from None
             return self._infos[base_model]
 
     def _load_info(self, name: str) -> BaseInfo:
@@ -243,7 +248,7 @@ class Engine:
             base = self._base(handle.request.base_model)
         except Exception as exc:
             log.exception("loading base model %s failed", handle.request.base_model)
-            self._fail(handle, exc)
+            self._fail(handle, exc if isinstance(exc, TuneforgeError) else unloadable(handle.request.base_model, exc))
             return
         base.waiting.append(handle)
 
@@ -445,6 +450,12 @@ class Engine:
         row.handle.finished_rows = done
         if done == row.handle.request.n:
             self.stats.requests_finished += 1
+
+
+def unloadable(name: str, exc: Exception) -> ModelUnavailable:
+    """The client learns which model failed and the kind of failure; paths and details stay in the log."""
+    return ModelUnavailable(f"The model '{name}' is registered but could not be loaded ({type(exc).__name__}); "
+                            "check its files, or ask the operator to look at the server log.", param="model")
 
 
 def _generation_eos(path: str):

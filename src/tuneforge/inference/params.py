@@ -42,7 +42,7 @@ def logit_bias(bias: dict | None, info: BaseInfo) -> dict[int, float] | None:
     return out
 
 
-def completion_budget(requested: int | None, prompt_tokens: int, info: BaseInfo, default_max: int, *,
+def completion_budget(requested: int | None, prompt_tokens: int, info: BaseInfo, default_max: int | None, *,
                       what: str = "messages", param: str = "messages") -> int:
     """Tokens the completion may use; 400 ``context_length_exceeded`` rather than any truncation."""
     context = info.context_length
@@ -56,7 +56,9 @@ def completion_budget(requested: int | None, prompt_tokens: int, info: BaseInfo,
             f"This model's maximum context length is {context} tokens. However, your {what} resulted in "
             f"{prompt_tokens} tokens. Please reduce the length of the {what}.", param=param,
             code="context_length_exceeded")
-    return requested if requested is not None else min(default_max, context - prompt_tokens)
+    if requested is not None:
+        return requested
+    return context - prompt_tokens if default_max is None else min(default_max, context - prompt_tokens)
 
 
 def sampling_params(*, max_tokens: int, temperature, top_p, seed, presence_penalty, frequency_penalty, bias,

@@ -10,10 +10,10 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from tuneforge.db.models import FineTunedModel, Project
+from tuneforge.db.models import FineTunedModel, FineTuningCheckpointRow, Project
 from tuneforge.errors import NotFound
 from tuneforge.models.registry import ModelRegistry
 from tuneforge.settings import Settings
@@ -66,7 +66,7 @@ def resolve(session: Session, registry: ModelRegistry, settings: Settings, model
             raise model_not_found(model_id)
         project = session.get(Project, row.project_id)
         return _from_row(settings, registry, row, project.name if project else row.project_id)
-    info = registry.find(model_id)
+    info = registry.find(model_id, project_id)  # another project's registered model: not found
     if info is None:
         raise model_not_found(model_id)
     return ServedModel(info.id, info.id, None, info.owned_by, info.created, info.context_length)
@@ -105,6 +105,9 @@ def delete_fine_tuned(session: Session, settings: Settings, model_id: str, proje
     if row is None or row.project_id != project_id:
         raise model_not_found(model_id)
     path = adapter_path(settings, row)
+    # A deleted checkpoint model leaves its job's checkpoint list: listed checkpoints must be servable.
+    session.execute(delete(FineTuningCheckpointRow).where(
+        FineTuningCheckpointRow.fine_tuned_model_checkpoint == model_id))
     session.delete(row)
     session.commit()
     if path.is_dir() and settings.data_dir in path.resolve().parents:

@@ -100,9 +100,49 @@ def detect_format(path: Path) -> str:
         return "hf"
     if path.is_dir() and len(list(path.glob("*.gguf"))) == 1:
         return "gguf"
-    raise InvalidRequest(
-        f"'{path}' is neither a Hugging Face model folder (with config.json) nor a .gguf file.", param="path"
-    )
+    raise InvalidRequest(NOT_A_MODEL, param="path")
+
+
+# One message for "missing", "unreadable" and "not a model": a different answer for each would let a
+# client map the server's file system, and the resolved path (symlink targets, /proc/<pid>) is never echoed.
+NOT_A_MODEL = ("The path is not a readable Hugging Face model folder (with config.json) or .gguf file "
+               "on the server.")
+MAX_PATH_CHARS = 4096  # PATH_MAX on Linux
+# Context lengths above this are not a real model's (the largest today are ~10M); they overflow the column.
+MAX_CONTEXT_LENGTH = 1 << 27
+GGUF_MAGIC = b"GGUF"
+
+
+def _gguf_file(path: Path) -> Path:
+    return path if path.is_file() else next(path.glob("*.gguf"))
+
+
+def _check_gguf(path: Path) -> None:
+    """A .gguf that is not GGUF fails now with a 400, not at the first chat request."""
+    with open(_gguf_file(path), "rb") as f:
+        if f.read(4) != GGUF_MAGIC:
+            raise InvalidRequest("The .gguf file is not in GGUF format (bad magic bytes).", param="path",
+                                 code="invalid_model")
+
+
+def _check_hf_config(path: Path) -> int | None:
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        raise InvalidRequest("The model folder's config.json is not valid JSON.", param="path",
+                             code="invalid_model") from None
+    if not isinstance(config, dict):
+        raise InvalidRequest("The model folder's config.json is not a JSON object.", param="path",
+                             code="invalid_model")
+    for key in ("max_position_embeddings", "n_positions"):
+        value = config.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CONTEXT_LENGTH:
+            raise InvalidRequest(f"config.json has an unusable {key} ({str(value)[:40]}); expected an integer "
+                                 f"between 1 and {MAX_CONTEXT_LENGTH}.", param="path", code="invalid_model")
+        return value
+    return None
 
 
 class ModelRegistry:
@@ -111,7 +151,15 @@ class ModelRegistry:
         self.db = db
 
     # -- listing and lookup ---------------------------------------------------------------------
-    def list_base_models(self) -> list[BaseModelInfo]:
+    @staticmethod
+    def _visible(row: BaseModelEntry, project_id: str | None) -> bool:
+        """A model registered through the API belongs to its project; operator models (no project) to all.
+
+        ``project_id=None`` is the operator's (and the server's own) view: everything.
+        """
+        return project_id is None or row.registered_by is None or row.registered_by == project_id
+
+    def list_base_models(self, project_id: str | None = None) -> list[BaseModelInfo]:
         out = []
         for name, entry in BUNDLED.items():
             path = bundled_file(name)
@@ -120,7 +168,7 @@ class ModelRegistry:
                                          int(path.stat().st_mtime), entry.context_length))
         with self.db.session() as session:
             rows = session.scalars(select(BaseModelEntry).order_by(BaseModelEntry.created_at)).all()
-            out.extend(self._from_row(r) for r in rows)
+            out.extend(self._from_row(r) for r in rows if self._visible(r, project_id))
         return out
 
     @staticmethod
@@ -128,7 +176,7 @@ class ModelRegistry:
         return BaseModelInfo(row.id, "local", row.format, row.path, "user", row.created_at,
                              row.context_length, row.registered_by)
 
-    def find(self, name: str) -> BaseModelInfo | None:
+    def find(self, name: str, project_id: str | None = None) -> BaseModelInfo | None:
         if name in BUNDLED:
             path = bundled_file(name)
             if path is not None:
@@ -138,13 +186,13 @@ class ModelRegistry:
         with self.db.session() as session:
             row = session.get(BaseModelEntry, name)
             if row is not None:
-                return self._from_row(row)
+                return self._from_row(row) if self._visible(row, project_id) else None
         if self.settings.allow_hub_models and HUB_ID_RE.match(name):
             return BaseModelInfo(name, "hub", "hub", name, name.split("/")[0], 0)
         return None
 
-    def resolve(self, name: str) -> BaseModelInfo:
-        info = self.find(name)
+    def resolve(self, name: str, project_id: str | None = None) -> BaseModelInfo:
+        info = self.find(name, project_id)
         if info is None:
             raise NotFound(f"The model '{name}' does not exist or you do not have access to it.",
                            param="model", code="model_not_found")
@@ -152,16 +200,26 @@ class ModelRegistry:
 
     # -- registration ---------------------------------------------------------------------------
     def register(self, name: str, path: str, project_id: str | None) -> BaseModelInfo:
+        """Register a model folder or GGUF file; ``project_id=None`` (the operator) makes it global."""
         if not NAME_RE.match(name) or name.startswith("ft:"):
             raise InvalidRequest("Model names are 1-128 characters of letters, digits, '.', '_' or '-'.",
                                  param="id")
         if name in BUNDLED:
             raise InvalidRequest(f"'{name}' is a bundled model name; pick another.", param="id")
-        resolved = Path(path).expanduser().resolve()
-        if not resolved.exists():
-            raise InvalidRequest(f"No file or folder at '{resolved}' on the server.", param="path")
-        fmt = detect_format(resolved)
-        context_length = _read_context_length(resolved) if fmt == "hf" else None
+        if not path or len(path) > MAX_PATH_CHARS or "\x00" in path:
+            raise InvalidRequest(f"'path' must be 1-{MAX_PATH_CHARS} characters without NUL bytes.",
+                                 param="path")
+        try:
+            resolved = Path(path).expanduser().resolve()
+            fmt = detect_format(resolved)
+            if fmt == "gguf":
+                _check_gguf(resolved)
+                context_length = None
+            else:
+                context_length = _check_hf_config(resolved)
+        except (OSError, ValueError, RuntimeError, StopIteration):
+            # ValueError: embedded NULs and the like; RuntimeError: symlink loops; OSError: anything else
+            raise InvalidRequest(NOT_A_MODEL, param="path") from None
         with self.db.session() as session:
             if session.get(BaseModelEntry, name) is not None:
                 raise InvalidRequest(f"A model named '{name}' is already registered.", param="id",
@@ -178,11 +236,13 @@ class ModelRegistry:
             raise PermissionDenied(f"'{name}' is bundled with tuneforge and cannot be deleted.")
         with self.db.session() as session:
             row = session.get(BaseModelEntry, name)
-            if row is None:
+            if row is None or not self._visible(row, project_id):
+                # Another project's model is "not found", as for every other resource.
                 raise NotFound(f"The model '{name}' does not exist or you do not have access to it.",
                                param="model", code="model_not_found")
-            if row.registered_by is not None and project_id is not None and row.registered_by != project_id:
-                raise PermissionDenied(f"The model '{name}' was registered by another project.")
+            if project_id is not None and row.registered_by is None:
+                raise PermissionDenied(f"'{name}' was registered by the server's operator, who can remove it "
+                                       "with `tuneforge models delete --global` on the server host.")
             session.delete(row)
         cache = self._cache_dir(name)
         if cache.exists():
@@ -247,15 +307,6 @@ def _stamp_matches(target: Path, stamp: dict) -> bool:
         return json.loads((target / "tuneforge-source.json").read_text()) == stamp
     except (OSError, ValueError):
         return False
-
-
-def _read_context_length(folder: Path) -> int | None:
-    try:
-        config = json.loads((folder / "config.json").read_text())
-    except (OSError, ValueError):
-        return None
-    value = config.get("max_position_embeddings") or config.get("n_positions")
-    return int(value) if isinstance(value, int) else None
 
 
 def _convert_gguf(gguf_path: Path, out_dir: Path) -> None:

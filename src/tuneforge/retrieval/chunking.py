@@ -9,6 +9,7 @@ unit OpenAI's ``max_chunk_size_tokens`` is expressed in.
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass, field
 
@@ -32,8 +33,26 @@ def encoding():
         return _encoding
 
 
+# BPE merging grows faster than linearly with the length of one pre-tokenized "word" (1.6 MB of letters
+# without a space: 8.6 s in one piece); runs longer than this are encoded in pieces of this length instead.
+MAX_RUN_CHARS = 256
+_LONG_RUN = re.compile(rf"(\S{{{MAX_RUN_CHARS}}})")
+
+
+def encode(text: str, enc=None) -> list[int]:
+    """cl100k tokens of ``text`` in time linear in its length (exact for text with normal word lengths)."""
+    enc = enc or encoding()
+    if len(text) <= MAX_RUN_CHARS or not _LONG_RUN.search(text):
+        return enc.encode_ordinary(text)
+    tokens: list[int] = []
+    for piece in _LONG_RUN.split(text):
+        if piece:
+            tokens += enc.encode_ordinary(piece)
+    return tokens
+
+
 def count_tokens(text: str) -> int:
-    return len(encoding().encode_ordinary(text))
+    return len(encode(text))
 
 
 def parse_strategy(value: dict | None, *, param: str = "chunking_strategy") -> dict:
@@ -71,8 +90,10 @@ class Chunk:
         return {"heading": self.heading, "page": self.page, "kind": self.kinds[0] if self.kinds else None}
 
 
-def chunk_sections(sections, *, max_tokens: int, overlap: int) -> list[Chunk]:
-    """Pack sections (``tuneforge.data.Section``) into chunks of at most ``max_tokens`` tokens."""
+def chunk_sections(sections, *, max_tokens: int, overlap: int, check=None) -> list[Chunk]:
+    """Pack sections (``tuneforge.data.Section``) into chunks of at most ``max_tokens`` tokens.
+
+    ``check()``, when given, is called between sections (it raises to stop: a file's time budget)."""
     enc = encoding()
     chunks: list[Chunk] = []
     cur: list[int] = []  # tokens of the chunk being built (starts with the carried-over overlap)
@@ -90,10 +111,12 @@ def chunk_sections(sections, *, max_tokens: int, overlap: int) -> list[Chunk]:
 
     sep = enc.encode_ordinary("\n\n")
     for section in sections:
+        if check is not None:
+            check()
         text = section.text.strip()
         if not text:
             continue
-        toks = enc.encode_ordinary(text)
+        toks = encode(text, enc)
         # A section that does not fit starts a new chunk rather than being cut, unless it would be
         # cut anyway (longer than a chunk) or the chunk so far holds only headings (keep them with
         # the text they head).
@@ -105,12 +128,15 @@ def chunk_sections(sections, *, max_tokens: int, overlap: int) -> list[Chunk]:
             where["page"] = section.page if section.page is not None else where["page"]
         if cur:
             cur = cur + sep
-        while len(cur) + len(toks) > max_tokens:  # a section longer than a chunk: cut it
+        start = 0  # an index, not slicing toks: re-copying the rest per chunk is quadratic on huge sections
+        while len(cur) + len(toks) - start > max_tokens:  # a section longer than a chunk: cut it
             room = max_tokens - len(cur)
-            cur, toks = cur + toks[:room], toks[room:]
+            cur, start = cur + toks[start:start + room], start + room
             fresh.append(section.kind)
             emit()
-        cur = cur + toks
+            if check is not None:
+                check()
+        cur = cur + toks[start:]
         fresh.append(section.kind)
     if fresh:
         emit()

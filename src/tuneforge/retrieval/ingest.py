@@ -17,6 +17,8 @@ import queue
 import shutil
 import tempfile
 import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import select, update
@@ -33,6 +35,28 @@ EMBED_BATCH = 16
 
 class _Stopped(Exception):
     """The file left ``in_progress`` (cancelled, deleted) while it was being processed."""
+
+
+class _OverBudget(Exception):
+    """The file used up its time budget (``ingest_file_timeout_s``)."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Per-file limits: no file may hold an ingestion worker for long, whatever its content."""
+
+    max_bytes: int = 64 * 1024 * 1024
+    timeout_s: float = 600.0
+
+    def deadline(self) -> float:
+        return time.monotonic() + self.timeout_s
+
+    @staticmethod
+    def checker(deadline: float):
+        def check() -> None:
+            if time.monotonic() > deadline:
+                raise _OverBudget
+        return check
 
 
 def _fail(db, vector_store_id: str, file_id: str, code: str, message: str) -> None:
@@ -56,7 +80,8 @@ def read_sections(path: Path, filename: str):
 
     tmp = tempfile.mkdtemp(prefix="tf-ingest-")
     try:
-        named = Path(tmp) / (Path(filename).name or "file.txt")
+        name = Path(filename).name
+        named = Path(tmp) / (name if name not in ("", ".", "..") else "file.txt")  # "..": the folder above
         try:
             os.symlink(path, named)
         except OSError:
@@ -74,8 +99,20 @@ def embedding_text(chunk) -> str:
     return chunk.text
 
 
-def ingest_file(db, store, vector_store_id: str, file_id: str) -> str | None:
+def ingest_file(db, store, vector_store_id: str, file_id: str, budget: Budget | None = None) -> str | None:
     """Process one vector-store file; returns its final status (None when it was not pending)."""
+    budget = budget or Budget()
+    check = Budget.checker(budget.deadline())
+    try:
+        return _ingest(db, store, vector_store_id, file_id, budget, check)
+    except _OverBudget:
+        _fail(db, vector_store_id, file_id, "invalid_file",
+              f"The file could not be ingested within the server's time budget ({budget.timeout_s:g} s); "
+              "split it into smaller files.")
+        return "failed"
+
+
+def _ingest(db, store, vector_store_id: str, file_id: str, budget: Budget, check) -> str | None:
     with db.session() as session:
         row = session.get(VectorStoreFileRow, (vector_store_id, file_id))
         if row is None or row.status != "in_progress":
@@ -85,9 +122,13 @@ def ingest_file(db, store, vector_store_id: str, file_id: str) -> str | None:
         if file is None or file.project_id != project_id:
             missing = True
         else:
-            missing, path, filename = False, store.path(file.blob_key), file.filename
+            missing, path, filename, size = False, store.path(file.blob_key), file.filename, file.bytes
     if missing:
         _fail(db, vector_store_id, file_id, "invalid_file", f"File {file_id} no longer exists.")
+        return "failed"
+    if size > budget.max_bytes:
+        _fail(db, vector_store_id, file_id, "invalid_file",
+              f"{filename}: {size} bytes is more than this server ingests per file ({budget.max_bytes}).")
         return "failed"
     try:
         sections = read_sections(path, filename)
@@ -95,19 +136,21 @@ def ingest_file(db, store, vector_store_id: str, file_id: str) -> str | None:
         from tuneforge.data import ReadError
 
         code = "unsupported_file" if isinstance(exc, ReadError) and "cannot extract" in str(exc) else "invalid_file"
-        message = str(exc).replace(str(Path(tempfile.gettempdir())), "") if isinstance(exc, ReadError) else \
-            f"{filename}: could not be read ({type(exc).__name__}: {exc})"
+        # Reader messages name the temporary link, and OS errors the server's paths: neither leaves the server.
+        message = (str(exc).replace(str(Path(tempfile.gettempdir())), "") if isinstance(exc, ReadError)
+                   else f"{filename}: could not be read ({type(exc).__name__})")
         _fail(db, vector_store_id, file_id, code, message)
         return "failed"
+    check()
     chunks = chunk_sections(sections, max_tokens=strategy["max_chunk_size_tokens"],
-                            overlap=strategy["chunk_overlap_tokens"])
+                            overlap=strategy["chunk_overlap_tokens"], check=check)
     if not chunks:
         _fail(db, vector_store_id, file_id, "invalid_file", f"{filename}: no text could be extracted.")
         return "failed"
     texts = [embedding_text(c) for c in chunks]
     shas = [hashlib.sha256(t.encode()).hexdigest() for t in texts]
     try:
-        vectors = _embed(db, vector_store_id, file_id, project_id, texts, shas)
+        vectors = _embed(db, vector_store_id, file_id, project_id, texts, shas, check)
     except _Stopped:
         return None
     terms = [" ".join(tokenize(t)) for t in texts]
@@ -129,7 +172,7 @@ def ingest_file(db, store, vector_store_id: str, file_id: str) -> str | None:
     return "completed"
 
 
-def _embed(db, vector_store_id, file_id, project_id, texts: list[str], shas: list[str]) -> list[bytes]:
+def _embed(db, vector_store_id, file_id, project_id, texts: list[str], shas: list[str], check) -> list[bytes]:
     """Embeddings as float32 bytes; a chunk text this project embedded before is not embedded again
     (the same file in two stores, or re-added after a delete)."""
     known: dict[str, bytes] = {}
@@ -143,6 +186,7 @@ def _embed(db, vector_store_id, file_id, project_id, texts: list[str], shas: lis
                 known.setdefault(sha, blob)
     todo = [i for i, sha in enumerate(shas) if sha not in known]
     for start in range(0, len(todo), EMBED_BATCH):
+        check()
         if start and not _still_wanted(db, vector_store_id, file_id):
             raise _Stopped
         batch = todo[start:start + EMBED_BATCH]
@@ -152,15 +196,17 @@ def _embed(db, vector_store_id, file_id, project_id, texts: list[str], shas: lis
 
 
 class Ingestor:
-    """One background thread working through pending vector-store files in arrival order.
+    """Background threads working through pending vector-store files in arrival order.
 
-    One thread is enough: the embedder already uses every core for each batch.
+    The embedder already uses every core for each batch, so few threads are needed; more than one means a
+    huge file never holds up the small ones queued after it, and each file has a time and size budget.
     """
 
-    def __init__(self, db, store):
+    def __init__(self, db, store, *, workers: int = 2, budget: Budget | None = None):
         self.db, self.store = db, store
+        self.workers, self.budget = max(1, workers), budget or Budget()
         self._queue: queue.Queue = queue.Queue()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._idle = threading.Event()
         self._idle.set()
@@ -170,9 +216,11 @@ class Ingestor:
         with self._lock:
             self._pending += 1
             self._idle.clear()
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="tuneforge-ingest", daemon=True)
-                self._thread.start()
+            if not self._threads:
+                for i in range(self.workers):
+                    thread = threading.Thread(target=self._run, name=f"tuneforge-ingest-{i}", daemon=True)
+                    thread.start()
+                    self._threads.append(thread)
         self._queue.put((vector_store_id, file_id))
 
     def resume(self) -> int:
@@ -190,9 +238,10 @@ class Ingestor:
 
     def close(self, timeout: float = 10) -> None:
         with self._lock:
-            thread = self._thread
-        if thread is not None:
+            threads = list(self._threads)
+        for _ in threads:
             self._queue.put(None)
+        for thread in threads:
             thread.join(timeout)
 
     def _run(self) -> None:
@@ -202,11 +251,11 @@ class Ingestor:
                 return
             vs_id, file_id = item
             try:
-                ingest_file(self.db, self.store, vs_id, file_id)
+                ingest_file(self.db, self.store, vs_id, file_id, self.budget)
             except Exception as exc:  # noqa: BLE001 - keep the worker alive; the file records the failure
                 log.exception("ingesting %s into %s failed", file_id, vs_id)
-                try:
-                    _fail(self.db, vs_id, file_id, "server_error", f"Ingestion failed: {type(exc).__name__}: {exc}")
+                try:  # the class only: the text of an unexpected error may name server paths
+                    _fail(self.db, vs_id, file_id, "server_error", f"Ingestion failed ({type(exc).__name__}).")
                 except Exception:  # noqa: BLE001
                     log.exception("could not record the failure of %s", file_id)
             finally:

@@ -20,7 +20,7 @@ def model_object(info: BaseModelInfo) -> dict:
 
 def list_models(session: Session, registry: ModelRegistry, settings: Settings, gateway: Gateway,
                 project_id: str) -> dict:
-    data = [model_object(m) for m in registry.list_base_models()]
+    data = [model_object(m) for m in registry.list_base_models(project_id)]
     data += [m.to_model_object() for m in catalog.list_fine_tuned(session, registry, settings, project_id)]
     # the embeddings model and, when reachable, the upstream providers' models
     seen = {m["id"] for m in data}
@@ -40,7 +40,7 @@ def retrieve_model(session: Session, registry: ModelRegistry, settings: Settings
         return found
     if model_id.startswith("ft:"):
         return catalog.resolve(session, registry, settings, model_id, project_id).to_model_object()
-    info = registry.find(model_id)
+    info = registry.find(model_id, project_id)
     if info is None or info.source == "hub":
         # Hub ids are loadable on demand but are not "served models" until someone uses them.
         raise catalog.model_not_found(model_id)

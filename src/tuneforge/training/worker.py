@@ -119,7 +119,9 @@ class Worker:
                     store.release(session, job_id, self.id, status_in=("validating_files",), status="failed",
                                   finished_at=now_s(), error=store.dumps({
                                       "code": "validation_error", "param": None,
-                                      "message": f"Validating the files failed: {type(exc).__name__}: {exc}"}))
+                                      # the exception's text may name server paths
+                                      "message": f"Validating the files failed ({type(exc).__name__}); the "
+                                                 "server log has the details."}))
 
     def _validate(self, job_id: str) -> None:
         from tuneforge.data import check_file
@@ -133,6 +135,7 @@ class Worker:
             if job.validation_file:
                 files.append(("validation_file", job.validation_file))
             paths = []
+            file_ids = dict(files)
             for param, file_id in files:
                 try:
                     paths.append((param, files_service.file_path(
@@ -151,7 +154,8 @@ class Worker:
                 error = {"code": f"invalid_{param}", "param": param,
                          "message": f"The {label} was deleted before the job started."}
                 break
-            report = check_file(path, method=method, assume_jsonl=True)  # blobs have no extension
+            # blobs have no extension; the report names the file by id, never by its storage path
+            report = check_file(path, method=method, assume_jsonl=True).relabel(file_ids[param])
             if not report.ok:
                 error = {"code": f"invalid_{param}", "param": param,
                          "message": report.summary_message(file_label=label)}

@@ -9,6 +9,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from tuneforge.api.deps import PrincipalDep, RuntimeDep, SessionDep
+from tuneforge.api.http import attachment
 from tuneforge.api.multipart import parse_multipart
 from tuneforge.api.v1.files.protocol import FileDeleted, FileList, FileObject
 from tuneforge.errors import InvalidRequest
@@ -106,11 +107,10 @@ def file_content(
     state: RuntimeDep, session: SessionDep, principal: PrincipalDep, file_id: str
 ) -> StreamingResponse:
     row = service.get_file(session, principal.project_id, file_id)
-    safe = row.filename.encode("ascii", "replace").decode().replace('"', "_")
     return StreamingResponse(
         state.store.open_chunks(row.blob_key),
         media_type="application/octet-stream",
-        headers={"content-length": str(row.bytes), "content-disposition": f'attachment; filename="{safe}"'},
+        headers={"content-length": str(row.bytes), "content-disposition": attachment(row.filename)},
     )
 
 
