@@ -76,10 +76,10 @@ def main() -> None:
 
     import torch
     from transformers import AutoModelForCausalLM, StaticCache
-    from tuneforge.models.registry import ModelRegistry
 
     from tuneforge.db.session import Database
     from tuneforge.inference.engine import Engine
+    from tuneforge.models.registry import ModelRegistry
     from tuneforge.settings import Settings
 
     if args.threads:

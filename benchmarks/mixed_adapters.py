@@ -58,10 +58,10 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-    from tuneforge.models.registry import ModelRegistry
 
     from tuneforge.db.session import Database
     from tuneforge.inference.engine import Engine
+    from tuneforge.models.registry import ModelRegistry
     from tuneforge.settings import Settings
 
     work = Path(tempfile.mkdtemp(prefix="tuneforge-mixed-"))

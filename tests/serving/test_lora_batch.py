@@ -109,12 +109,11 @@ def test_batched_lora_logits_match_peft(pool, mix, tiny_model_dir):
 def test_engine_batched_lora_gives_peft_greedy_tokens(tiny_model_dir, random_adapters, tmp_path):
     """16 concurrent greedy requests over all adapters and the bare base: the engine's batched path and
     peft's per-adapter loop produce the same tokens."""
-    from tuneforge.models.registry import ModelRegistry
-
     from tuneforge.db.session import Database
     from tuneforge.inference.batch import Delta, Finish, GenerationRequest
     from tuneforge.inference.engine import Engine
     from tuneforge.inference.sampling import SamplingParams
+    from tuneforge.models.registry import ModelRegistry
     from tuneforge.settings import Settings
 
     settings = Settings(data_dir=tmp_path / "data", models_cache_dir=tmp_path / "cache")
