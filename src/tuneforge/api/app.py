@@ -23,6 +23,7 @@ from tuneforge.api.v1.completions.router import router as completions_router
 from tuneforge.api.v1.embeddings.router import router as embeddings_router
 from tuneforge.api.v1.files.router import router as files_router
 from tuneforge.api.v1.fine_tuning.router import router as fine_tuning_router
+from tuneforge.api.v1.graders.router import router as graders_router
 from tuneforge.api.v1.masks.router import router as masks_router
 from tuneforge.api.v1.models.router import router as models_router
 from tuneforge.api.v1.threads.router import router as threads_router
@@ -90,6 +91,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(completions_router, prefix="/v1")
     app.include_router(embeddings_router, prefix="/v1")
     app.include_router(fine_tuning_router, prefix="/v1")
+    app.include_router(graders_router, prefix="/v1")
     app.include_router(vector_stores_router, prefix="/v1")
     app.include_router(assistants_router, prefix="/v1")
     app.include_router(threads_router, prefix="/v1")
