@@ -239,3 +239,21 @@ def test_cancel_delete_and_other_projects(server, tiny_settings):
     assert client.evals.runs.delete(run.id, eval_id=ev.id).deleted
     with pytest.raises(openai.NotFoundError):
         client.evals.runs.retrieve(run.id, eval_id=ev.id)
+
+
+def test_judge_calls_count_in_per_model_usage(client):
+    judge = {"type": "label_model", "name": "judge", "model": TINY, "labels": ["good", "bad"],
+             "passing_labels": ["good"], "input": [{"role": "user", "content": "{{item.question}} -> "
+                                                                               "{{sample.output_text}}"}]}
+    ev = make_eval(client, criteria=[EXACT, judge])
+    run = wait(client, ev.id, client.evals.runs.create(ev.id, data_source={
+        "type": "completions", "model": TINY, "source": {"type": "file_content", "content": [
+            {"item": it} for it in ITEMS[:3]]},
+        "input_messages": {"type": "template", "template": [{"role": "user", "content": "{{item.question}}"}]},
+        "sampling_params": {"max_completion_tokens": 4}}).id)
+    assert run.status == "completed"
+    usage = {u.run_model_name: u for u in run.per_model_usage}
+    assert usage[TINY].invocation_count == 6  # three samples and three judge calls by the same model
+    item = next(iter(client.evals.runs.output_items.list(run.id, eval_id=ev.id)))
+    result = {r.name: r for r in item.results}["judge"]
+    assert "judge_output" in result.sample  # what the judge said is kept with the result

@@ -69,6 +69,7 @@ async def _sample(rt: Runtime, run: EvalRunRow, data_source: dict, item: Any, gi
               "temperature": params.get("temperature", 1.0), "top_p": params.get("top_p", 1.0),
               "seed": params.get("seed"), "max_completion_tokens": params.get("max_completion_tokens")}
     counts = {k: usage.get(k, 0) for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
+    counts["invocation_count"] = 1
     return templates.sample_namespace(text, {"model": run.model, "choices": answer.get("choices")}), sample, \
         {run.model: counts}
 
@@ -124,8 +125,6 @@ def _status(rt: Runtime, run_id: str) -> str | None:
 
 
 def _save(rt: Runtime, item_id: str, status: str, sample: dict, results: list, usage: dict) -> None:
-    for counts in usage.values():
-        counts.setdefault("invocation_count", 1)
     with rt.db.session() as session:
         row = session.get(EvalItemRow, item_id)
         if row is None:  # the run was deleted meanwhile

@@ -288,8 +288,8 @@ async def _model(rt: Runtime, project_id: str, grader: dict, ns: dict) -> Grade:
         result.errors["model_grader_server_error_details"] = exc.message
         return result
     usage = answer.get("usage") or {}
-    result.usage = {grader["model"]: {k: usage.get(k, 0) for k in ("prompt_tokens", "completion_tokens",
-                                                                    "total_tokens")}}
+    counts = {k: usage.get(k, 0) for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
+    result.usage = {grader["model"]: {**counts, "invocation_count": 1}}
     text = ((answer.get("choices") or [{}])[0].get("message") or {}).get("content") or ""
     result.detail["judge_output"] = text
     if grader["type"] == "score_model":

@@ -77,7 +77,7 @@ def _aggregates(session: Session, run_id: str) -> tuple[list[dict], list[dict]]:
             entry["passed" if result["passed"] else "failed"] += 1
         for model, counts in json.loads(item_usage or "{}").items():
             total = usage[model]
-            total["invocation_count"] += counts.get("invocation_count", 1)
+            total["invocation_count"] += counts.get("invocation_count", 0)
             for key in ("prompt_tokens", "completion_tokens", "total_tokens"):
                 total[key] += counts.get(key, 0)
     per_model = [{"model_name": model, **counts} for model, counts in usage.items()]
