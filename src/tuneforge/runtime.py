@@ -27,6 +27,7 @@ from tuneforge.storage import BlobStore, LocalBlobStore
 
 if TYPE_CHECKING:  # these pull in torch or start threads: created on first use
     from tuneforge.assistants.executor import RunExecutor
+    from tuneforge.evals.runner import OfflineRunner
     from tuneforge.inference.embeddings import Embedder
     from tuneforge.inference.engine import Engine
     from tuneforge.responses.executor import BackgroundResponses
@@ -48,6 +49,7 @@ class Runtime:
     _ingestor: Ingestor | None = field(default=None, repr=False)
     _runs: RunExecutor | None = field(default=None, repr=False)
     _background_responses: BackgroundResponses | None = field(default=None, repr=False)
+    _offline: OfflineRunner | None = field(default=None, repr=False)
     _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -131,6 +133,21 @@ class Runtime:
 
                 self._closers.append(_close)
             return self._background_responses
+
+    @property
+    def offline(self) -> OfflineRunner:
+        """The offline runner of eval runs and batches (one thread, started when there is work)."""
+        with self._lock:
+            if self._offline is None:
+                from tuneforge.evals.runner import OfflineRunner
+
+                runner = self._offline = OfflineRunner(self)
+
+                async def _close() -> None:
+                    await asyncio.get_running_loop().run_in_executor(None, runner.close)
+
+                self._closers.append(_close)
+            return self._offline
 
     def wake_training_worker(self) -> None:
         if self.training_worker is not None:

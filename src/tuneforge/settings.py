@@ -75,6 +75,13 @@ class Settings(BaseSettings):
                                   "model-name patterns to OpenAI-compatible upstreams; see README")
     upstream_timeout_s: float = Field(default=600.0, gt=0, description="Timeout of forwarded requests")
     upstream_models_ttl_s: float = Field(default=60.0, ge=0, description="How long upstream model lists are cached")
+    # evals, graders and batches (issue #12)
+    evals_python_grader: bool = Field(default=False, description="Allow 'python' graders (user code, run in a "
+                                      "sandboxed subprocess: no network, time and memory limits)")
+    evals_python_grader_timeout_s: float = Field(default=10.0, gt=0, description="Wall-clock limit per python grade")
+    evals_python_grader_memory_mb: int = Field(default=512, ge=64, description="Address-space limit per python grade")
+    evals_concurrency: int = Field(default=16, ge=1, description="Rows the offline runner (eval runs, batches) "
+                                   "keeps in the engine at once; interactive requests are admitted first")
     log_level: str = "INFO"
     log_format: str = Field(default="text", description="'text' or 'json'")
 

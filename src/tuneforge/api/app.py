@@ -19,12 +19,15 @@ from tuneforge.api.errors import install_error_handlers
 from tuneforge.api.middleware import RequestContextMiddleware
 from tuneforge.api.openapi import install_openapi
 from tuneforge.api.v1.assistants.router import router as assistants_router
+from tuneforge.api.v1.batches.router import router as batches_router
 from tuneforge.api.v1.chat.router import router as chat_router
 from tuneforge.api.v1.completions.router import router as completions_router
 from tuneforge.api.v1.conversations.router import router as conversations_router
 from tuneforge.api.v1.embeddings.router import router as embeddings_router
+from tuneforge.api.v1.evals.router import router as evals_router
 from tuneforge.api.v1.files.router import router as files_router
 from tuneforge.api.v1.fine_tuning.router import router as fine_tuning_router
+from tuneforge.api.v1.graders.router import router as graders_router
 from tuneforge.api.v1.masks.router import router as masks_router
 from tuneforge.api.v1.me.router import router as me_router
 from tuneforge.api.v1.models.router import router as models_router
@@ -63,6 +66,9 @@ def build_app(settings: Settings | None = None) -> FastAPI:
             log.info("resuming ingestion of %d vector-store file(s)", pending)
         rt.runs.recover()  # runs a previous run of the server left queued or in progress
         rt.background_responses.recover()  # likewise for background responses
+        waiting = await run_in_threadpool(rt.offline.resume)  # eval runs and batches left unfinished
+        if waiting:
+            log.info("resuming %d eval run(s) / batch(es)", waiting)
         log.info(
             "tuneforge %s ready in %.2f s (data dir %s)",
             __version__,
@@ -96,6 +102,9 @@ def build_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(completions_router, prefix="/v1")
     app.include_router(embeddings_router, prefix="/v1")
     app.include_router(fine_tuning_router, prefix="/v1")
+    app.include_router(graders_router, prefix="/v1")
+    app.include_router(evals_router, prefix="/v1")
+    app.include_router(batches_router, prefix="/v1")
     app.include_router(vector_stores_router, prefix="/v1")
     app.include_router(assistants_router, prefix="/v1")
     app.include_router(threads_router, prefix="/v1")

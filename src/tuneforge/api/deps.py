@@ -42,7 +42,10 @@ def get_principal(rt: RuntimeDep, request: Request) -> Principal:
         return authenticate(session, token)
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": the session commits when the route function returns, *before* the response is sent,
+# so a client's next request always sees what this one wrote (with the default request scope the commit
+# ran after the response and a quick follow-up request could get a 404 for the object it just created).
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from tuneforge import __version__
-from tuneforge.cli import data, files, jobs, kb, keys, masks, models
+from tuneforge.cli import batches, data, evals, files, jobs, kb, keys, masks, models
 from tuneforge.cli.ask import ask
 from tuneforge.cli.chat import chat, compare
 from tuneforge.cli.serve import serve
@@ -31,6 +31,9 @@ app.command("worker")(worker)
 app.add_typer(kb.app, name="kb")
 app.command("ask")(ask)
 app.add_typer(masks.app, name="masks")
+app.add_typer(evals.app, name="evals")
+app.add_typer(evals.compare_app, name="eval")
+app.add_typer(batches.app, name="batches")
 
 
 def _version(value: bool) -> None:

@@ -27,6 +27,9 @@ class GenerationRequest:
     prompt_ids: list[int]
     params: SamplingParams
     n: int = 1
+    # 0: interactive (an HTTP client waits); 1: background (eval runs, batches) — admitted after every
+    # waiting interactive request, so offline work never delays a chat
+    priority: int = 0
 
 
 @dataclass

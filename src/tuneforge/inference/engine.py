@@ -250,7 +250,12 @@ class Engine:
             log.exception("loading base model %s failed", handle.request.base_model)
             self._fail(handle, exc if isinstance(exc, TuneforgeError) else unloadable(handle.request.base_model, exc))
             return
-        base.waiting.append(handle)
+        if handle.request.priority <= 0 and base.waiting and base.waiting[-1].request.priority > 0:
+            # an interactive request goes ahead of queued background work (eval runs, batches)
+            first_background = next(i for i, h in enumerate(base.waiting) if h.request.priority > 0)
+            base.waiting.insert(first_background, handle)
+        else:
+            base.waiting.append(handle)
 
     def _base(self, name: str) -> LoadedBase:
         base = self._bases.get(name)
