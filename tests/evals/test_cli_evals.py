@@ -102,7 +102,7 @@ def test_compare_finds_the_clear_winner(make_settings, tiny_model_dir, red_adapt
         assert 0 < result["low"] <= result["diff"] <= result["high"]
         assert result["verdict"].startswith("B is better")
         same = json.loads(invoke("eval", "compare", TINY, TINY, "--data", str(data), "--max-tokens", "6",
-                                 "--resamples", "500", *base, "--json").output)
+                                 "--resamples", "500", *base, "--json").stdout)
         assert same["ties"] == 6 and same["low"] == same["high"] == 0
         assert same["verdict"].startswith("no clear difference")
         table = invoke("eval", "compare", TINY, FT, "--data", str(data), "--max-tokens", "32", *base)

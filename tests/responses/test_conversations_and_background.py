@@ -97,10 +97,13 @@ def test_background_responses_are_pollable_and_cancellable(client):
         client.responses.cancel(foreground.id)
 
 
-def test_other_projects_get_404(client, server):
+def test_other_projects_get_404(client, server, tiny_model_dir):
     from tuneforge.db.session import Database
     from tuneforge.projects import create_key
 
+    # a model both projects may use: registered by the operator (no project), not through the API
+    server.app.state.tuneforge.registry.register("tiny-shared", str(tiny_model_dir), None)
+    M = "tiny-shared"  # noqa: N806
     db = Database(server.settings.resolved_database_url)
     with db.session() as session:
         key_a, _ = create_key(session, "alpha")

@@ -23,14 +23,14 @@ def test_train_follow_and_jobs_commands(tiny_server, tmp_path):
     job_id = next(j.id for j in client.fine_tuning.jobs.list())
 
     listed = runner.invoke(app, ["jobs", "list", "--json", *url])
-    assert listed.exit_code == 0 and json.loads(listed.output)[0]["id"] == job_id
+    assert listed.exit_code == 0 and json.loads(listed.stdout)[0]["id"] == job_id
     events = runner.invoke(app, ["jobs", "events", job_id, "--limit", "100", *url])
     assert "Step 6/6" in events.output
     ckpts = runner.invoke(app, ["jobs", "checkpoints", job_id, "--json", *url])
-    assert [c["step_number"] for c in json.loads(ckpts.output)] == [6, 3]
+    assert [c["step_number"] for c in json.loads(ckpts.stdout)] == [6, 3]
     again = runner.invoke(app, ["jobs", "follow", job_id, "--json", *url])  # a finished job: replay, then exit
     assert again.exit_code == 0
-    lines = [json.loads(x) for x in again.output.strip().splitlines()[:3]]
+    lines = [json.loads(x) for x in again.stdout.strip().splitlines()[:3]]
     assert lines[0]["object"] == "fine_tuning.job.event"
     missing = runner.invoke(app, ["jobs", "get", "ftjob-nope", *url])
     assert missing.exit_code == 1 and "No fine-tuning job" in missing.output
