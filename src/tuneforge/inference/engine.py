@@ -362,7 +362,7 @@ class Engine:
             if i:
                 adapter = base.pool.acquire(request.adapter_dir)
             seed = None if request.params.seed is None else request.params.seed + i
-            rows.append(Row(handle, i, adapter, SamplerState.create(request.params, seed),
+            rows.append(Row(handle, i, adapter, SamplerState.create(request.params, seed, base.info.vocab_size),
                             Detokenizer(base.tokenizer), StopText(list(request.params.stop)),
                             pos=len(request.prompt_ids)))
         return rows
