@@ -45,7 +45,7 @@ def _state(constraint, tok, text: str) -> G.GrammarState | None:
 
 
 def _close(state: G.GrammarState, tok) -> str:
-    walk = state._closing_walk(200, tok.table.single_byte_token)
+    walk = state._closing_walk(state.matcher, 200, tok.table.single_byte_token)
     assert walk is not None
     return b"".join(tok.table.token_bytes[t] for t in walk).decode()
 

@@ -420,7 +420,9 @@ class Engine:
         if stopped:
             self._finish(row, "stop", text, hit=True)
         elif row.generated >= params.max_tokens:
-            self._finish(row, "length", text)
+            # A constrained answer the grammar closed within the budget is complete, not cut.
+            grammar = row.sampler.grammar
+            self._finish(row, "stop" if grammar is not None and grammar.complete else "length", text)
         else:
             if text:
                 row.handle.emit(Delta(row.index, text, row.take_logprobs(row.stop.released)))

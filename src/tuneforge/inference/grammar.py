@@ -151,6 +151,7 @@ class GrammarState:
     closing: list[int] = field(default_factory=list)
     in_string: bool = False  # inside a JSON string (the closing walk closes it first)
     escape: bool = False
+    fallback: list[int] | None = None  # this step's closing walk, used if the sampled token cannot close
 
     @classmethod
     def create(cls, constraint: Constraint, vocab_size: int) -> GrammarState:
@@ -170,24 +171,46 @@ class GrammarState:
     def active(self) -> bool:
         return self.matcher is not None
 
+    @property
+    def complete(self) -> bool:
+        """The constrained output is a whole match of the grammar."""
+        return self.active and self.matcher.is_accepting()
+
     def forced(self, remaining: int, single_byte: dict[int, int]) -> int | None:
         """A token the row must emit now (closing the structure within budget), or None to sample."""
+        self.fallback = None
         if not self.active:
             return None
         if self.closing:
             return self.closing.pop(0)
         if remaining > _CLOSE_WINDOW or self.matcher.is_accepting():
             return None
-        walk = self._closing_walk(remaining, single_byte)
+        walk = self._closing_walk(self.matcher, remaining, single_byte)
         if walk is not None and len(walk) >= remaining:
             self.closing = walk
             return self.closing.pop(0)
+        self.fallback = walk
         return None
 
-    def _closing_walk(self, limit: int, single_byte: dict[int, int]) -> list[int] | None:
-        m = self.matcher.deep_copy()
+    def settle(self, token: int, remaining: int, single_byte: dict[int, int]) -> int:
+        """The sampled ``token``, unless the structure could no longer be closed within the budget after it:
+        then the first token of the closing walk (which fits, or it would have been forced)."""
+        if self.fallback is None or not self.active:
+            return token
+        trial = self.matcher.deep_copy()
+        if trial.consume_token(token) and not trial.is_accepting():
+            walk = self._closing_walk(trial, remaining - 1, single_byte,
+                                      _scan((self.in_string, self.escape), self.constraint_bytes(token)))
+            if walk is None or len(walk) > remaining - 1:
+                self.closing = list(self.fallback)
+                return self.closing.pop(0)
+        return token
+
+    def _closing_walk(self, matcher, limit: int, single_byte: dict[int, int],
+                      scan: tuple[bool, bool] | None = None) -> list[int] | None:
+        m = matcher.deep_copy()
         walk: list[int] = []
-        scan = (self.in_string, self.escape)
+        scan = scan or (self.in_string, self.escape)
         while not m.is_accepting():
             if len(walk) > limit or m.is_error():
                 return walk if len(walk) > limit else None

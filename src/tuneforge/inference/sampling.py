@@ -72,6 +72,8 @@ def choose(logits: torch.Tensor, state: SamplerState, table: TokenTable, eos_ids
         if grammar is not None:
             x = grammar.mask(x)
         token = _draw(x, state, params)
+        if grammar is not None:
+            token = grammar.settle(token, remaining, table.single_byte_token)
     if grammar is not None:
         grammar.accept(token, table.token_bytes[token] if token < len(table.token_bytes) else b"")
     state.counts[token] = state.counts.get(token, 0) + 1
