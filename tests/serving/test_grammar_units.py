@@ -132,3 +132,20 @@ def test_bad_or_unenforceable_requests_are_400s(tok, kwargs, param):
     assert err.value.param == param
     if param.endswith("schema") or param == "tools":
         assert "uniqueItems" in str(err.value) or "not" in str(err.value) or "look-around" in str(err.value)
+
+
+def test_tool_history_renders_in_the_documented_format(tok):
+    from tuneforge.inference.prompts import normalize_messages, render_chat
+
+    messages = normalize_messages([
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": '{"c": 21}'}])
+    text = tok.tokenizer.decode(render_chat(tok.tokenizer, messages, None, [WEATHER]))
+    assert '<tools>\n{"name": "get_weather"' in text  # the functions, in the system turn
+    assert '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>' in text
+    assert '<|im_start|>user\n<tool_response>\n{"c": 21}\n</tool_response>' in text
+    assert text.endswith("<|im_start|>assistant\n")
+    with pytest.raises(InvalidRequest):
+        normalize_messages([{"role": "assistant", "tool_calls": [{"id": "x", "function": {}}]}])

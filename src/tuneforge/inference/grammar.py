@@ -24,7 +24,6 @@ import threading
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 # JSON whitespace, but never long runs: a weak model would otherwise pad forever inside the grammar.
 _WHITESPACE = r"[ \t\r\n]{0,12}"
@@ -241,10 +240,13 @@ class GrammarState:
         bits = np.unpackbits(np.frombuffer(matcher.compute_bitmask(), dtype=np.uint8), bitorder="little")
         return bits[: self.vocab_size].astype(bool)
 
-    def mask(self, logits: torch.Tensor) -> torch.Tensor:
-        """``logits`` with every token the grammar forbids set to -inf (unchanged while inactive)."""
+    def mask(self, logits):
+        """``logits`` (a torch tensor ``[V]``) with every token the grammar forbids set to -inf (unchanged
+        while inactive). torch is imported here so request-side code can use this module without it."""
         if not self.active:
             return logits
+        import torch
+
         allowed = torch.from_numpy(self._allowed(self.matcher))
         if allowed.shape[0] < logits.shape[0]:
             allowed = torch.nn.functional.pad(allowed, (0, logits.shape[0] - allowed.shape[0]))

@@ -19,12 +19,15 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from tuneforge.errors import InvalidRequest
 from tuneforge.ids import new_id
 from tuneforge.inference import grammar as G
 from tuneforge.inference.grammar import TOOL_OPEN, Constraint, UnsupportedSchema
-from tuneforge.inference.sampling import TokenLogprob
+
+if TYPE_CHECKING:
+    from tuneforge.inference.sampling import TokenLogprob
 
 _NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _CALL_HEAD = re.compile(r'\s*\{\s*"name"\s*:\s*"((?:[^"\\]|\\.)*)"\s*,\s*"arguments"\s*:\s*')
