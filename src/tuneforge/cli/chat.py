@@ -181,7 +181,8 @@ def chat(model: Annotated[str | None, typer.Argument(help="Model id, e.g. smollm
                 err_console.print(f"System prompt {'set' if system else 'cleared'}.")
             elif command == "/history":
                 for m in _messages(system, history):
-                    console.print(f"[bold]{m['role']}[/bold]: {m['content']}", highlight=False)
+                    shown = m["content"] if m.get("content") is not None else json.dumps(m.get("tool_calls"))
+                    console.print(f"[bold]{m['role']}[/bold]: {shown}", highlight=False)
             else:
                 err_console.print(f"Unknown command {command}. {HELP}")
             continue
