@@ -28,6 +28,7 @@ import numpy as np
 # JSON whitespace, but never long runs: a weak model would otherwise pad forever inside the grammar.
 _WHITESPACE = r"[ \t\r\n]{0,12}"
 _CLOSE_WINDOW = 64  # remaining tokens below which the closing walk is computed each step
+_RECHECK = 16  # steps between closing walks while the budget is far from the walk's length
 # Preferred bytes of the closing walk, most closing first: outside JSON strings, and inside one.
 _CLOSERS = b'}]0":ntf[{<a'
 _STRING_CLOSERS = b'"a0'
@@ -151,6 +152,8 @@ class GrammarState:
     in_string: bool = False  # inside a JSON string (the closing walk closes it first)
     escape: bool = False
     fallback: list[int] | None = None  # this step's closing walk, used if the sampled token cannot close
+    horizon: int = 0  # remaining budget below which the walk is computed every step
+    since_check: int = _RECHECK  # steps since the last walk (the first step computes one)
 
     @classmethod
     def create(cls, constraint: Constraint, vocab_size: int) -> GrammarState:
@@ -182,9 +185,17 @@ class GrammarState:
             return None
         if self.closing:
             return self.closing.pop(0)
-        if remaining > _CLOSE_WINDOW or self.matcher.is_accepting():
+        self.since_check += 1
+        near = remaining <= max(_CLOSE_WINDOW, self.horizon)
+        if (not near and self.since_check < _RECHECK) or self.matcher.is_accepting():
             return None
+        self.since_check = 0
         walk = self._closing_walk(self.matcher, remaining, single_byte)
+        # Watch every step once the budget gets near twice the walk (a token rarely adds more than a
+        # couple of closers); further away, look again every few steps as the structure deepens.
+        self.horizon = 2 * len(walk) + 16 if walk is not None else 0
+        if not near and (walk is None or len(walk) < remaining - 1):
+            return None
         if walk is not None and len(walk) >= remaining:
             self.closing = walk
             return self.closing.pop(0)
