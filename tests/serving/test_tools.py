@@ -149,3 +149,27 @@ def test_unsupported_schema_features_are_400s_naming_them(serving):
     with pytest.raises(openai.BadRequestError) as err:
         client.chat.completions.create(model=TINY, messages=ASK, tools=[WEATHER], tool_choice="required", stop=["x"])
     assert err.value.param == "stop"
+
+
+def test_cli_chat_with_tools_file(serving, tmp_path):
+    from typer.testing import CliRunner
+
+    from tuneforge.cli.main import app
+
+    tools = tmp_path / "tools.json"
+    tools.write_text(json.dumps([WEATHER]))
+    url = ["--base-url", serving.server.base_url]
+    # the in-process server's first generation may log a library warning into the captured output
+    serving.client().chat.completions.create(model=TINY, messages=ASK, max_tokens=1)
+    one = CliRunner().invoke(app, ["chat", TINY, "-m", "Weather in Paris?", "--tools", str(tools),
+                                   "--tool-choice", "get_weather", "--seed", "1", "--max-tokens", "200", "--json", *url])
+    assert one.exit_code == 0, one.output
+    call = json.loads(one.stdout)["choices"][0]["message"]["tool_calls"][0]
+    assert call["function"]["name"] == "get_weather"
+    _args(openai.types.chat.ChatCompletionMessageFunctionToolCall.model_validate(call), WEATHER)
+    # interactive: the call is shown, the typed result goes back, the model continues (and calls again:
+    # 'required' forces a call every turn; end of input stops asking)
+    talk = CliRunner().invoke(app, ["chat", TINY, "--tools", str(tools), "--tool-choice", "required", "--seed", "2",
+                                    "--max-tokens", "200", *url], input='Weather in Paris?\n{"c": 21}\n')
+    assert talk.exit_code == 0, talk.output
+    assert talk.output.count("[calls get_weather]") == 2

@@ -34,7 +34,7 @@ def test_smollm2_json_schema_tools_and_round_trip(make_settings, live_server):
 
         ask = [{"role": "user", "content": "What's the weather like in Paris today?"}]
         first = client.chat.completions.create(model=MODEL, messages=ask, tools=[WEATHER], tool_choice="required",
-                                               temperature=0, max_tokens=60)
+                                               parallel_tool_calls=False, temperature=0, max_tokens=120)
         choice = first.choices[0]
         assert choice.finish_reason == "tool_calls"
         call = choice.message.tool_calls[0]
