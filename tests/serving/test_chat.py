@@ -212,9 +212,10 @@ def test_not_found_and_bad_requests(serving):
         (dict(messages=[{"role": "wizard", "content": "x"}]), "messages.[0].role"),
         (dict(messages=[]), "messages"),
         (dict(messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]), None),
-        (dict(messages=ASK, tools=[{"type": "function", "function": {"name": "f"}}]), "tools"),
+        (dict(messages=ASK, tools=[{"type": "code_interpreter"}]), "tools.[0].type"),
         (dict(messages=ASK, tool_choice="required"), "tool_choice"),
-        (dict(messages=ASK, response_format={"type": "json_schema", "json_schema": {"name": "x"}}), None),
+        (dict(messages=ASK, response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": {
+            "type": "array", "uniqueItems": True}}}), "response_format.json_schema.schema"),
         (dict(messages=ASK, temperature=3), "temperature"),
         (dict(messages=ASK, stream_options={"include_usage": True}), "stream_options"),
         (dict(messages=ASK, reasoning_effort="high"), "reasoning_effort"),

@@ -1,4 +1,4 @@
-"""Pieces of the engine that need no model: the JSON automaton, stop strings, token bytes, upstream config."""
+"""Pieces of the engine that need no model: stop strings, token bytes, upstream config."""
 
 from __future__ import annotations
 
@@ -6,38 +6,7 @@ import json
 
 import pytest
 
-from tuneforge.inference.jsonmode import JsonState
 from tuneforge.inference.tokens import StopText
-
-
-def _feed(text: str) -> JsonState | None:
-    state = JsonState()
-    return state if state.feed(text.encode()) else None
-
-
-@pytest.mark.parametrize("prefix", [
-    "", "  {", '{"a"', '{"a": 1', '{"a": -0.5e+3', '{"a": [1, 2, {"b": null}', '{"a": "x\\u00e9\\n', '{"a": tr',
-    '{"a": {}, "b": []', '{"a": "中文"', '{"k": 0',
-])
-def test_valid_prefixes_complete_to_parseable_objects(prefix):
-    state = _feed(prefix)
-    assert state is not None, prefix
-    text = prefix + state.completion().decode()
-    assert isinstance(json.loads(text), dict), text
-
-
-@pytest.mark.parametrize("bad", [
-    "[1]", '"top-level string"', "1", '{"a" 1', '{"a": 01', '{"a": tru e', '{a: 1}', '{"a": 1,}', '{"a": 1}}',
-    '{"a": "\x01"', '{"a": 1} extra', "{" + " " * 20, '{"a": .5', '{"a": "\\x"',
-])
-def test_invalid_prefixes_are_rejected(bad):
-    assert _feed(bad) is None, bad
-
-
-def test_done_state_accepts_nothing_more():
-    state = _feed('{"a": [1, "x"]}')
-    assert state is not None and state.done
-    assert not state.copy().feed(b" ")
 
 
 def test_stop_text_holds_back_partial_stop_and_cuts_at_the_stop():

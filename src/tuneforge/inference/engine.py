@@ -373,7 +373,7 @@ class Engine:
             if i:
                 adapter = base.pool.acquire(request.adapter_dir)
             seed = None if request.params.seed is None else request.params.seed + i
-            rows.append(Row(handle, i, adapter, SamplerState.create(request.params, seed),
+            rows.append(Row(handle, i, adapter, SamplerState.create(request.params, seed, base.info.vocab_size),
                             Detokenizer(base.tokenizer), StopText(list(request.params.stop)),
                             pos=len(request.prompt_ids)))
         return rows
@@ -435,7 +435,9 @@ class Engine:
         if stopped:
             self._finish(row, "stop", text, hit=True)
         elif row.generated >= params.max_tokens:
-            self._finish(row, "length", text)
+            # A constrained answer the grammar closed within the budget is complete, not cut.
+            grammar = row.sampler.grammar
+            self._finish(row, "stop" if grammar is not None and grammar.complete else "length", text)
         else:
             if text:
                 row.handle.emit(Delta(row.index, text, row.take_logprobs(row.stop.released)))

@@ -6,6 +6,7 @@ import hashlib
 
 from tuneforge.errors import InvalidRequest
 from tuneforge.inference.engine import BaseInfo
+from tuneforge.inference.grammar import Constraint
 from tuneforge.inference.sampling import SamplingParams, TokenLogprob
 
 MAX_STOP = 4
@@ -62,7 +63,8 @@ def completion_budget(requested: int | None, prompt_tokens: int, info: BaseInfo,
 
 
 def sampling_params(*, max_tokens: int, temperature, top_p, seed, presence_penalty, frequency_penalty, bias,
-                    stop, logprobs: bool, top_logprobs: int, json_object: bool, info: BaseInfo) -> SamplingParams:
+                    stop, logprobs: bool, top_logprobs: int, info: BaseInfo,
+                    constraint: Constraint | None = None) -> SamplingParams:
     if seed is not None and not -(2**63) <= seed < 2**63:
         raise InvalidRequest("Invalid 'seed': must fit in a signed 64-bit integer.", param="seed")
     return SamplingParams(
@@ -70,7 +72,7 @@ def sampling_params(*, max_tokens: int, temperature, top_p, seed, presence_penal
         top_p=1.0 if top_p is None else float(top_p), seed=seed % (2**63) if seed is not None else None,
         presence_penalty=float(presence_penalty or 0.0), frequency_penalty=float(frequency_penalty or 0.0),
         logit_bias=logit_bias(bias, info), stop=stop_list(stop), logprobs=logprobs, top_logprobs=top_logprobs,
-        json_object=json_object)
+        constraint=constraint)
 
 
 def fingerprint(base_path: str, adapter_key: str | None) -> str:

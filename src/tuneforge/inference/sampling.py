@@ -1,5 +1,5 @@
 """Choosing the next token for one row: penalties, logit bias, temperature, top-p, a seeded generator,
-logprobs, and the JSON constraint.
+logprobs, and the row's grammar constraint (``inference.grammar``: JSON mode, JSON schemas, tool calls).
 
 Each row owns a ``torch.Generator`` seeded from the request, so a row's random draws do not depend
 on which other requests share its batch (same seed -> same text).
@@ -7,17 +7,13 @@ on which other requests share its batch (same seed -> same text).
 
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import dataclass, field
 
 import torch
 
-from tuneforge.inference.jsonmode import JsonState
+from tuneforge.inference.grammar import Constraint, GrammarState
 from tuneforge.inference.tokens import TokenTable
-
-_MAX_REJECTIONS = 32  # sampled-but-invalid JSON tokens before scanning candidates in order
-_SCAN = 512  # candidates scanned in order after that, before closing the object
 
 
 @dataclass(frozen=True)
@@ -32,7 +28,7 @@ class SamplingParams:
     stop: tuple[str, ...] = ()
     logprobs: bool = False
     top_logprobs: int = 0
-    json_object: bool = False
+    constraint: Constraint | None = None
 
     @property
     def greedy(self) -> bool:
@@ -51,14 +47,14 @@ class SamplerState:
     params: SamplingParams
     generator: torch.Generator
     counts: dict[int, int] = field(default_factory=dict)  # generated token -> times
-    json: JsonState | None = None
-    forced: list[int] = field(default_factory=list)  # tokens that close a JSON object when out of budget
+    grammar: GrammarState | None = None
 
     @classmethod
-    def create(cls, params: SamplingParams, seed: int | None) -> SamplerState:
+    def create(cls, params: SamplingParams, seed: int | None, vocab_size: int = 0) -> SamplerState:
         gen = torch.Generator(device="cpu")
         gen.manual_seed(seed if seed is not None else random.SystemRandom().randrange(2**63))
-        return cls(params, gen, json=JsonState() if params.json_object else None)
+        grammar = GrammarState.create(params.constraint, vocab_size) if params.constraint is not None else None
+        return cls(params, gen, grammar=grammar)
 
 
 def choose(logits: torch.Tensor, state: SamplerState, table: TokenTable, eos_ids: set[int],
@@ -69,19 +65,17 @@ def choose(logits: torch.Tensor, state: SamplerState, table: TokenTable, eos_ids
     info = None
     if params.logprobs:
         logp = torch.log_softmax(logits, dim=-1)
-    json_state = state.json
-    if json_state is not None and not state.forced and not json_state.done:
-        closing = json_state.completion()
-        if remaining <= len(closing):  # just enough budget left to close the object: do it now
-            state.forced = [table.single_byte_token[b] for b in closing]
-    if state.forced:
-        token = state.forced.pop(0)
-        json_state.feed(table.token_bytes[token])
-    elif json_state is not None and json_state.done:
-        token = min(eos_ids)  # the object is complete: the answer ends here
-    else:
+    grammar = state.grammar
+    token = grammar.forced(remaining, table.single_byte_token) if grammar is not None else None
+    if token is None:
         x = _adjust(logits, state, params)
-        token = _constrained(x, state, table) if json_state is not None else _draw(x, state, params)
+        if grammar is not None:
+            x = grammar.mask(x)
+        token = _draw(x, state, params)
+        if grammar is not None:
+            token = grammar.settle(token, remaining, table.single_byte_token)
+    if grammar is not None:
+        grammar.accept(token, table.token_bytes[token] if token < len(table.token_bytes) else b"")
     state.counts[token] = state.counts.get(token, 0) + 1
     if params.logprobs:
         top = []
@@ -119,43 +113,3 @@ def _draw(x: torch.Tensor, state: SamplerState, params: SamplingParams) -> int:
         kept[order[keep]] = sorted_probs[keep]
         probs = kept
     return int(torch.multinomial(probs, 1, generator=state.generator))
-
-
-def _constrained(x: torch.Tensor, state: SamplerState, table: TokenTable) -> int:
-    """Sample among tokens that keep the output a JSON prefix: mask by first byte (vectorised), then
-    reject-and-resample full checks, which samples exactly from the distribution restricted to valid tokens."""
-    json_state, params = state.json, state.params
-    allowed_first = _allowed_first_bytes(json_state)
-    first = table.first_byte
-    mask = allowed_first[first.clamp(min=0).long()] & (first >= 0)
-    x = x.masked_fill(~mask, -math.inf)
-    for _ in range(_MAX_REJECTIONS):
-        if not torch.isfinite(x).any():
-            break
-        token = _draw(x, state, params)
-        trial = json_state.copy()
-        if trial.feed(table.token_bytes[token]):
-            state.json = trial
-            return token
-        x[token] = -math.inf
-    if torch.isfinite(x).any():
-        k = min(_SCAN, int(torch.isfinite(x).sum()))
-        for token in torch.topk(x, k).indices.tolist():
-            trial = json_state.copy()
-            if trial.feed(table.token_bytes[token]):
-                state.json = trial
-                return token
-    # Nothing valid among the likely tokens: close the object byte by byte.
-    state.forced = [table.single_byte_token[b] for b in json_state.completion()]
-    token = state.forced.pop(0)
-    state.json.feed(table.token_bytes[token])
-    return token
-
-
-def _allowed_first_bytes(json_state: JsonState) -> torch.Tensor:
-    """A cheap superset of the bytes that may come next (exact checks follow per candidate)."""
-    allowed = torch.zeros(256, dtype=torch.bool)
-    for b in range(256):
-        if json_state.copy()._byte(b):
-            allowed[b] = True
-    return allowed

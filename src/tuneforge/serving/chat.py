@@ -21,7 +21,9 @@ from tuneforge.inference.engine import BaseInfo, Engine
 from tuneforge.inference.prompts import adapter_chat_template, normalize_messages, render_chat
 from tuneforge.models import catalog
 from tuneforge.models.catalog import ServedModel
+from tuneforge.serving import structured
 from tuneforge.serving.requests import UNSUPPORTED, ChatCompletionRequest
+from tuneforge.serving.structured import ChoiceDone, OutputParser, TextDelta, ToolCallArguments, ToolCallStart
 
 
 @dataclass
@@ -35,6 +37,7 @@ class Prepared:
     fingerprint: str
     logprobs: bool
     include_usage: bool
+    plan: structured.Plan
 
 
 def served_model(state, session: Session, model: str, project_id: str) -> ServedModel:
@@ -53,10 +56,6 @@ def check_unsupported(body: ChatCompletionRequest) -> None:
         if getattr(body, name) not in (None, []):
             raise InvalidRequest(f"'{name}' is not supported by this server ({what} is not implemented).",
                                  param=name, code="unsupported_parameter")
-    if body.tool_choice not in (None, "none") or body.function_call not in (None, "none"):
-        param = "tool_choice" if body.tool_choice not in (None, "none") else "function_call"
-        raise InvalidRequest(f"'{param}' is not supported by this server (tools are not implemented).",
-                             param=param, code="unsupported_parameter")
     if body.modalities not in (None, ["text"]):
         raise InvalidRequest("Only the 'text' modality is supported.", param="modalities",
                              code="unsupported_parameter")
@@ -71,52 +70,38 @@ def check_unsupported(body: ChatCompletionRequest) -> None:
         raise InvalidRequest("'top_logprobs' requires 'logprobs' to be true.", param="top_logprobs")
 
 
-def response_format(value: dict | None) -> bool:
-    """True for ``json_object``; ``text`` or none is plain text; anything else is refused."""
-    if value is None:
-        return False
-    kind = value.get("type")
-    if kind == "text":
-        return False
-    if kind == "json_object":
-        return True
-    if kind == "json_schema":
-        raise InvalidRequest("response_format 'json_schema' is not supported; use 'json_object' (output "
-                             "guaranteed to be a JSON object).", param="response_format.type",
-                             code="unsupported_parameter")
-    raise InvalidRequest(f"Invalid 'response_format.type': {kind!r}.", param="response_format.type")
-
-
 def prepare(state, session: Session, body: ChatCompletionRequest, project_id: str) -> Prepared:
     """Blocking (loads the tokenizer on first use): run it in a worker thread."""
     check_unsupported(body)
-    json_object = response_format(body.response_format)
     served = served_model(state, session, body.model, project_id)
     n = body.n or 1
     if n > state.settings.serve_max_n:
         raise InvalidRequest(f"Invalid 'n': at most {state.settings.serve_max_n} choices per request.", param="n")
     engine: Engine = state.engine
     info = engine.info(served.base_model)
+    plan = structured.plan(info, tools=body.tools, tool_choice=body.tool_choice,
+                           parallel_tool_calls=body.parallel_tool_calls, response_format=body.response_format,
+                           functions=body.functions, function_call=body.function_call)
     messages = normalize_messages(body.messages)
-    prompt = render_chat(info.tokenizer, messages, adapter_chat_template(served.adapter_dir))
+    prompt = render_chat(info.tokenizer, messages, adapter_chat_template(served.adapter_dir), plan.tools)
     requested = body.max_completion_tokens if body.max_completion_tokens is not None else body.max_tokens
-    if json_object and requested is not None and requested < 2:
-        raise InvalidRequest("response_format 'json_object' needs max_tokens >= 2 (the shortest object is '{}').",
+    if plan.constraint is not None and requested is not None and requested < 2:
+        raise InvalidRequest("Structured output needs max_tokens >= 2 (the shortest object is '{}').",
                              param="max_tokens")
-    if json_object and body.stop:
-        raise InvalidRequest("'stop' cannot be combined with response_format 'json_object': a stop sequence "
-                             "could cut the JSON.", param="stop")
+    if plan.structured and body.stop:
+        raise InvalidRequest("'stop' cannot be combined with structured output or required tool calls: a stop "
+                             "sequence could cut the JSON.", param="stop")
     budget = P.completion_budget(requested, len(prompt), info, state.settings.serve_default_max_tokens)
     sampling = P.sampling_params(
         max_tokens=budget, temperature=body.temperature, top_p=body.top_p, seed=body.seed,
         presence_penalty=body.presence_penalty, frequency_penalty=body.frequency_penalty, bias=body.logit_bias,
         stop=body.stop, logprobs=bool(body.logprobs), top_logprobs=body.top_logprobs or 0,
-        json_object=json_object, info=info)
+        info=info, constraint=plan.constraint)
     include_usage = bool((body.stream_options or {}).get("include_usage"))
     adapter = adapter_key(served.adapter_dir) if served.adapter_dir else None
     return Prepared(new_id("chatcmpl-"), int(time.time()), body.model, info,
                     GenerationRequest(served.base_model, served.adapter_dir, prompt, sampling, n),
-                    len(prompt), P.fingerprint(info.path, adapter), bool(body.logprobs), include_usage)
+                    len(prompt), P.fingerprint(info.path, adapter), bool(body.logprobs), include_usage, plan)
 
 
 def usage(prompt_tokens: int, completion_tokens: int) -> dict:
@@ -124,37 +109,90 @@ def usage(prompt_tokens: int, completion_tokens: int) -> dict:
             "total_tokens": prompt_tokens + completion_tokens}
 
 
-async def complete(state, prepared: Prepared) -> dict:
+async def choices(state, prepared: Prepared) -> list[ChoiceDone]:
+    """Every choice of a whole (non-streamed) answer: text or tool calls."""
     finishes: dict[int, Finish] = {}
     async for event in state.engine.stream(prepared.request):
         if isinstance(event, Finish):
             finishes[event.index] = event
-    choices = []
-    for index in range(prepared.request.n):
-        fin = finishes[index]
-        logprobs = {"content": P.chat_logprobs(prepared.info, fin.logprobs), "refusal": None} \
+    return [structured.parse(i, prepared.plan.calls, finishes[i].text, finishes[i].reason,
+                             finishes[i].completion_tokens, finishes[i].logprobs)
+            for i in range(prepared.request.n)]
+
+
+def message(done: ChoiceDone) -> dict:
+    """The chat.completion ``message`` of one choice."""
+    calls = [c.to_dict() for c in done.tool_calls] if done.tool_calls else None
+    out = {"role": "assistant", "content": done.text, "refusal": None, "annotations": []}
+    if calls:
+        out["tool_calls"] = calls
+    return out
+
+
+async def complete(state, prepared: Prepared) -> dict:
+    done = await choices(state, prepared)
+    out = []
+    for d in done:
+        logprobs = {"content": P.chat_logprobs(prepared.info, d.logprobs), "refusal": None} \
             if prepared.logprobs else None
-        choices.append({"index": index, "finish_reason": fin.reason, "logprobs": logprobs,
-                        "message": {"role": "assistant", "content": fin.text, "refusal": None, "annotations": []}})
-    completion_tokens = sum(f.completion_tokens for f in finishes.values())
+        out.append({"index": d.index, "finish_reason": d.finish_reason, "logprobs": logprobs, "message": message(d)})
+    completion_tokens = sum(d.completion_tokens for d in done)
     return {"id": prepared.id, "object": "chat.completion", "created": prepared.created, "model": prepared.model,
-            "choices": choices, "usage": usage(prepared.prompt_tokens, completion_tokens),
+            "choices": out, "usage": usage(prepared.prompt_tokens, completion_tokens),
             "system_fingerprint": prepared.fingerprint, "service_tier": None}
 
 
-async def open_stream(state, prepared: Prepared) -> AsyncIterator[dict]:
-    """Start generating and wait for the first event, so a failure (e.g. weights that do not load) is
-    still an HTTP error; then hand back the chunk iterator."""
+async def open_events(state, prepared: Prepared) -> AsyncIterator:
+    """Start generating and wait for the first engine event, so a failure (e.g. weights that do not load)
+    is still an HTTP error; then hand back the typed event iterator (``structured.TextDelta``,
+    ``ToolCallStart``, ``ToolCallArguments``, ``ChoiceDone``)."""
     events = state.engine.stream(prepared.request)
     try:
         first = await anext(events)
     except BaseException:
         await events.aclose()
         raise
-    return _chunks(prepared, first, events)
+    return _typed(prepared, first, events)
 
 
-async def _chunks(prepared: Prepared, first, events) -> AsyncIterator[dict]:
+async def _typed(prepared: Prepared, first, events) -> AsyncIterator:
+    parsers = [OutputParser(i, prepared.plan.calls) for i in range(prepared.request.n)]
+    broken: set[int] = set()  # choices whose text stopped reading as calls (cannot happen when constrained)
+    try:
+        event = first
+        while event is not None:
+            if isinstance(event, Delta):
+                parser = parsers[event.index]
+                try:
+                    out = parser.feed(event.text) if event.index not in broken else \
+                        [TextDelta(event.index, event.text)]
+                except ValueError:
+                    broken.add(event.index)
+                    out = [TextDelta(event.index, parser.buffer)]
+                for item in out:
+                    if isinstance(item, TextDelta):
+                        item.logprobs = event.logprobs
+                    yield item
+            elif isinstance(event, Finish):
+                parser = parsers[event.index]
+                for item in parser.finish():
+                    yield item
+                if event.index in broken:
+                    yield ChoiceDone(event.index, event.reason, event.text, [], event.completion_tokens,
+                                     event.logprobs)
+                else:
+                    yield parser.done(event.reason, event.text, event.completion_tokens, event.logprobs)
+            event = await anext(events, None)
+    finally:
+        await events.aclose()  # cancels the request in the engine if the client went away
+
+
+async def open_stream(state, prepared: Prepared) -> AsyncIterator[dict]:
+    """``open_events`` shaped as chat.completion.chunk objects."""
+    return _chunks(prepared, await open_events(state, prepared))
+
+
+async def _chunks(prepared: Prepared, events) -> AsyncIterator[dict]:
     def chunk(choices: list[dict], **extra) -> dict:
         out = {"id": prepared.id, "object": "chat.completion.chunk", "created": prepared.created,
                "model": prepared.model, "system_fingerprint": prepared.fingerprint, "choices": choices}
@@ -163,23 +201,32 @@ async def _chunks(prepared: Prepared, first, events) -> AsyncIterator[dict]:
         out.update(extra)
         return out
 
+    def delta(index: int, body: dict, logprobs=None) -> dict:
+        return chunk([{"index": index, "delta": body, "logprobs": logprobs, "finish_reason": None}])
+
     completion_tokens = 0
     try:
         for index in range(prepared.request.n):
-            yield chunk([{"index": index, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
-                          "finish_reason": None}])
-        event = first
-        while event is not None:
-            if isinstance(event, Delta):
+            yield delta(index, {"role": "assistant", "content": ""})
+        async for event in events:
+            if isinstance(event, TextDelta):
                 logprobs = {"content": P.chat_logprobs(prepared.info, event.logprobs), "refusal": None} \
                     if prepared.logprobs else None
-                yield chunk([{"index": event.index, "delta": {"content": event.text}, "logprobs": logprobs,
-                              "finish_reason": None}])
-            elif isinstance(event, Finish):
+                if event.text or logprobs:
+                    yield delta(event.index, {"content": event.text}, logprobs)
+            elif isinstance(event, ToolCallStart):
+                # OpenAI's order: id, type and name first, then the arguments in pieces.
+                yield delta(event.index, {"tool_calls": [{"index": event.call_index, "id": event.id,
+                                                          "type": "function",
+                                                          "function": {"name": event.name, "arguments": ""}}]})
+            elif isinstance(event, ToolCallArguments):
+                yield delta(event.index, {"tool_calls": [{"index": event.call_index,
+                                                          "function": {"arguments": event.text}}]})
+            elif isinstance(event, ChoiceDone):
                 completion_tokens += event.completion_tokens
-                yield chunk([{"index": event.index, "delta": {}, "logprobs": None, "finish_reason": event.reason}])
-            event = await anext(events, None)
+                yield chunk([{"index": event.index, "delta": {}, "logprobs": None,
+                              "finish_reason": event.finish_reason}])
         if prepared.include_usage:
             yield chunk([], usage=usage(prepared.prompt_tokens, completion_tokens))
     finally:
-        await events.aclose()  # cancels the request in the engine if the client went away
+        await events.aclose()

@@ -101,7 +101,7 @@ def prepare(state, session: Session, body: CompletionRequest, project_id: str) -
             max_tokens=max(budget, 1), temperature=body.temperature, top_p=body.top_p, seed=body.seed,
             presence_penalty=body.presence_penalty, frequency_penalty=body.frequency_penalty,
             bias=body.logit_bias, stop=body.stop, logprobs=body.logprobs is not None,
-            top_logprobs=body.logprobs or 0, json_object=False, info=info)
+            top_logprobs=body.logprobs or 0, info=info)
         requests.append(GenerationRequest(served.base_model, served.adapter_dir, ids, sampling, n))
     texts = [text if body.echo else "" for _, text in prompts]
     adapter = adapter_key(served.adapter_dir) if served.adapter_dir else None

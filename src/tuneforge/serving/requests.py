@@ -10,8 +10,6 @@ from pydantic import BaseModel, ConfigDict, Field
 # Parameters OpenAI defines that this server recognises but does not implement: a request using them
 # gets a 400 that says so, rather than an answer that silently ignored them.
 UNSUPPORTED = {
-    "tools": "tools / function calling",
-    "functions": "function calling",
     "audio": "audio output",
     "prediction": "predicted outputs",
     "web_search_options": "web search",
@@ -45,12 +43,13 @@ class ChatCompletionRequest(BaseModel):
     service_tier: str | None = None
     safety_identifier: str | None = None
     prompt_cache_key: str | None = None
+    # function calling (serving.structured)
     parallel_tool_calls: bool | None = None
-    # recognised; rejected unless set to their "off" value (see service.check_unsupported)
     tools: list[Any] | None = None
     tool_choice: Any = None
     functions: list[Any] | None = None
     function_call: Any = None
+    # recognised; rejected unless set to their "off" value (see serving.chat.check_unsupported)
     audio: Any = None
     modalities: list[str] | None = None
     prediction: Any = None
