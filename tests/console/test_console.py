@@ -203,7 +203,7 @@ def test_switch_to_chinese_and_follow_the_browser_language(console, browser):
     assert console.locator("[data-testid=nav-data]").inner_text() == "数据"
     assert console.locator("#main h1").inner_text() == "数据"
     console.shot("data-zh")
-    for page in ("finetune", "playground", "knowledge", "models"):
+    for page in ("finetune", "playground", "evals", "knowledge", "models"):
         goto(console, f"#/{page}")
         console.shot(f"{page}-zh")
     console.reload()
@@ -259,6 +259,75 @@ def test_knowledge_search_scores_and_nextchat_masks(console, tmp_path):
     assert [c["role"] for c in exported[0]["context"]] == ["system", "user", "assistant"]
     assert "ft:tiny-chat:default:console:" in console.locator("table").first.inner_text()
     console.shot("models")
+
+
+def test_evals_pass_rates_items_and_base_vs_fine_tune(console):
+    client = console.server.client
+    items = [{"question": f"What is {i} + {i}?", "answer": str(2 * i)} for i in range(6)]
+    ev = client.evals.create(
+        name="arith", data_source_config={"type": "custom", "item_schema": {
+            "type": "object", "properties": {"question": {"type": "string"}, "answer": {"type": "string"}}},
+            "include_sample_schema": True},
+        testing_criteria=[{"type": "string_check", "name": "exact", "operation": "eq",
+                           "input": "{{sample.output_text}}", "reference": "{{item.answer}}"},
+                          {"type": "string_check", "name": "contains", "operation": "like",
+                           "input": "{{sample.output_text}}", "reference": "{{item.answer}}"}])
+    # Given samples (no generation): base is exact on even items and close on item 1; the fine-tune is exact
+    # on all but item 5, where it still contains the answer. exact 3/6 → 5/6, contains 4/6 → 6/6.
+    base_out = [it["answer"] if i % 2 == 0 else f"I think it is {it['answer']}" if i == 1 else "wrong"
+                for i, it in enumerate(items)]
+    tuned_out = [it["answer"] if i < 5 else f"The answer is {it['answer']}" for i, it in enumerate(items)]
+    runs = {}
+    for name, outputs in (("base", base_out), ("fine-tune", tuned_out)):
+        content = [{"item": it, "sample": {"output_text": out, "model": "tiny-chat"}}
+                   for it, out in zip(items, outputs, strict=True)]
+        runs[name] = client.evals.runs.create(ev.id, name=name, data_source={
+            "type": "jsonl", "source": {"type": "file_content", "content": content}}).id
+
+    goto(console, "#/evals")
+    assert console.locator("[data-testid=evals-page]").count() == 1
+    console.get_by_role("link", name="arith").click()
+    # The page follows the runs until both are graded.
+    console.wait_for_function("document.querySelectorAll('[data-testid=runs-table] .badge.completed').length === 2",
+                              timeout=60_000)
+    base_row = console.locator(f"[data-testid=run-{runs['base']}]")
+    assert base_row.locator("[data-testid=rate-exact]").inner_text().startswith("50.0%")
+    assert base_row.locator("[data-testid=rate-contains]").inner_text().startswith("66.7%")
+    tuned_row = console.locator(f"[data-testid=run-{runs['fine-tune']}]")
+    assert tuned_row.locator("[data-testid=rate-exact]").inner_text().startswith("83.3%")
+    assert tuned_row.locator("[data-testid=rate-contains]").inner_text().startswith("100.0%")
+    console.shot("evals")
+
+    base_row.get_by_role("link", name="base").click()
+    console.wait_for_selector("[data-testid=items-table]")
+    assert console.locator("[data-testid=item-row]").count() == 6
+    assert "I think it is 2" in console.locator("[data-testid=items-table]").inner_text()
+    console.get_by_label("Show").select_option("fail")
+    console.wait_for_function("document.querySelectorAll('[data-testid=item-row]').length === 3")
+    statuses = console.locator("[data-testid=item-row]").evaluate_all("rows => rows.map(r => r.dataset.status)")
+    assert statuses == ["fail"] * 3
+    assert console.locator("[data-testid=item-output]").all_inner_texts() == ["I think it is 2", "wrong", "wrong"]
+    console.shot("evals-run")
+
+    goto(console, f"#/evals/{ev.id}")
+    console.get_by_label("Run A (e.g. base)").select_option(runs["base"])
+    console.get_by_label("Run B (e.g. fine-tune)").select_option(runs["fine-tune"])
+    console.click("[data-testid=compare-go]")
+    console.wait_for_selector("[data-testid=compare-rates]")
+    exact = console.locator("[data-testid=compare-exact]")
+    assert exact.locator("[data-testid=rate-a]").inner_text().startswith("50.0%")
+    assert exact.locator("[data-testid=rate-b]").inner_text().startswith("83.3%")
+    assert exact.locator("[data-testid=delta]").inner_text() == "+33.3 pt"
+    assert console.locator("[data-testid=changed-count]").inner_text() == "2 of 6 items changed status."
+    console.check("[data-testid=only-changed]")
+    changed = console.locator("[data-testid=compare-row]")
+    assert changed.count() == 2 and changed.evaluate_all("rows => rows.map(r => r.className)") == ["better", "better"]
+    assert "I think it is 2" in changed.nth(0).inner_text() and "What is 3 + 3?" in changed.nth(1).inner_text()
+    console.shot("evals-compare")
+
+    console.allow_status(404)
+    goto(console, "#/evals/eval_does_not_exist")
+    assert "eval_does_not_exist" in console.locator("#main .error-box").inner_text()
 
 
 def test_sign_in_with_an_api_key_shows_the_project(console):

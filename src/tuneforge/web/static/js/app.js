@@ -10,9 +10,10 @@ const PAGES = {
   playground: () => import("./pages/playground.js"),
   knowledge: () => import("./pages/knowledge.js"),
   models: () => import("./pages/models.js"),
+  evals: () => import("./pages/evals.js"),
   signin: () => import("./pages/signin.js"),
 };
-const NAV = ["data", "finetune", "playground", "knowledge", "models"];
+const NAV = ["data", "finetune", "playground", "evals", "knowledge", "models"];
 
 const main = document.getElementById("main");
 let cleanup = null;

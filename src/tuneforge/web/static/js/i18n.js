@@ -72,6 +72,18 @@ const en = {
   "keys.title": "API keys", "keys.single": "The server runs in single-user mode: no key is needed.",
   "keys.signedIn": "Signed in to project {project} with key {key}.",
   "keys.cli": "Keys are created and revoked on the server machine with the CLI (the API has no key management):",
+  "nav.evals": "Evals", "status.canceled": "canceled", "status.pass": "pass", "status.fail": "fail",
+  "evals.title": "Evals", "evals.help": "Evals are created with the API or SDK (client.evals.create); their runs and results show here.",
+  "evals.none": "No evals yet.", "evals.col.name": "Eval", "evals.col.graders": "Graders", "evals.col.created": "Created",
+  "evals.graders": "Graders:", "evals.runs": "Runs", "evals.noRuns": "No runs yet.", "evals.col.run": "Run",
+  "evals.col.model": "Model", "evals.col.status": "Status", "evals.col.passed": "Passed", "evals.col.failed": "Failed",
+  "evals.col.errored": "Errored", "evals.col.overall": "Pass rate (all graders)", "evals.graderRate": "{name} pass rate",
+  "evals.compare": "Compare", "evals.compareTitle": "Compare two runs", "evals.runA": "Run A (e.g. base)",
+  "evals.runB": "Run B (e.g. fine-tune)", "evals.counts": "{passed} passed, {failed} failed, {errored} errored of {total}",
+  "evals.grader": "Grader", "evals.passRate": "Pass rate", "evals.items": "Output items", "evals.filter": "Show",
+  "evals.all": "All", "evals.input": "Input item", "evals.output": "Sample output", "evals.results": "Grader results",
+  "evals.noItems": "No items match.", "evals.delta": "B − A", "evals.itemDiffs": "Per-item differences",
+  "evals.changed": "{n} of {total} items changed status.", "evals.onlyChanged": "Only items that changed",
 };
 
 const zh = {
@@ -142,6 +154,18 @@ const zh = {
   "keys.title": "API 密钥", "keys.single": "服务器以单用户模式运行，不需要密钥。",
   "keys.signedIn": "已用密钥 {key} 登录项目 {project}。",
   "keys.cli": "密钥在服务器上用命令行创建和吊销（API 不提供密钥管理）：",
+  "nav.evals": "评测", "status.canceled": "已取消", "status.pass": "通过", "status.fail": "未通过",
+  "evals.title": "评测", "evals.help": "评测用 API 或 SDK 创建（client.evals.create）；其运行与结果显示在这里。",
+  "evals.none": "还没有评测。", "evals.col.name": "评测", "evals.col.graders": "评分器", "evals.col.created": "创建时间",
+  "evals.graders": "评分器：", "evals.runs": "运行", "evals.noRuns": "还没有运行。", "evals.col.run": "运行",
+  "evals.col.model": "模型", "evals.col.status": "状态", "evals.col.passed": "通过", "evals.col.failed": "未通过",
+  "evals.col.errored": "出错", "evals.col.overall": "通过率（全部评分器）", "evals.graderRate": "{name} 通过率",
+  "evals.compare": "对比", "evals.compareTitle": "对比两次运行", "evals.runA": "运行 A（如基础模型）",
+  "evals.runB": "运行 B（如微调模型）", "evals.counts": "共 {total} 条：{passed} 通过，{failed} 未通过，{errored} 出错",
+  "evals.grader": "评分器", "evals.passRate": "通过率", "evals.items": "输出条目", "evals.filter": "显示",
+  "evals.all": "全部", "evals.input": "输入条目", "evals.output": "模型输出", "evals.results": "评分结果",
+  "evals.noItems": "没有匹配的条目。", "evals.delta": "B − A", "evals.itemDiffs": "逐条差异",
+  "evals.changed": "{total} 条中有 {n} 条状态不同。", "evals.onlyChanged": "只看状态不同的条目",
 };
 
 export const DICTS = { en, "zh-CN": zh };
