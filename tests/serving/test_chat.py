@@ -55,11 +55,12 @@ def test_roles_developer_tool_and_content_parts(serving, tiny_model_dir):
     r = serving.client().chat.completions.create(model=TINY, messages=messages, max_tokens=2)
     assert r.choices[0].finish_reason == "length"
     # The prompt the model saw: developer -> system (open chat templates know no 'developer'), content
-    # parts joined, the tool result kept in its own turn.
+    # parts joined, the tool result in its own turn as a <tool_response> block (the documented format for
+    # templates without tool support, like this one).
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     expected = tokenizer.apply_chat_template(
         [{"role": "system", "content": "You answer in one word."}, {"role": "user", "content": "Hi"},
-         {"role": "assistant", "content": "Hello"}, {"role": "tool", "content": "42"},
+         {"role": "assistant", "content": "Hello"}, {"role": "user", "content": "<tool_response>\n42\n</tool_response>"},
          {"role": "user", "content": "And?"}], add_generation_prompt=True, tokenize=False)
     assert r.usage.prompt_tokens == len(tokenizer(expected, add_special_tokens=False)["input_ids"])
 

@@ -89,9 +89,9 @@ def test_upstream_errors_pass_through_in_the_envelope(pair):
         client.chat.completions.create(model="up-tiny", messages=ASK, temperature=5)
     assert err.value.param == "temperature"
     with pytest.raises(openai.BadRequestError) as err:  # forwarded verbatim, even params we would reject
-        client.chat.completions.create(model="up-tiny", messages=ASK, tools=[{"type": "function",
-                                                                             "function": {"name": "f"}}])
-    assert err.value.param == "tools"
+        client.chat.completions.create(model="up-tiny", messages=ASK,
+                                       prediction={"type": "content", "content": "x"})
+    assert err.value.param == "prediction"
     assert key not in json.dumps(err.value.body)
     with pytest.raises(openai.InternalServerError) as err:
         client.chat.completions.create(model="dead-model", messages=ASK)
