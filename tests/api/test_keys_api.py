@@ -6,7 +6,6 @@ import openai
 import pytest
 
 
-
 def test_first_key_turns_auth_on_and_keys_stay_in_their_project(sdk):
     open_client = sdk("anything")
     created = open_client.post("/keys", body={"name": "laptop"}, cast_to=object)

@@ -28,8 +28,8 @@ from tuneforge.api.v1.evals.router import router as evals_router
 from tuneforge.api.v1.files.router import router as files_router
 from tuneforge.api.v1.fine_tuning.router import router as fine_tuning_router
 from tuneforge.api.v1.graders.router import router as graders_router
-from tuneforge.api.v1.masks.router import router as masks_router
 from tuneforge.api.v1.keys.router import router as keys_router
+from tuneforge.api.v1.masks.router import router as masks_router
 from tuneforge.api.v1.me.router import router as me_router
 from tuneforge.api.v1.models.router import router as models_router
 from tuneforge.api.v1.responses.router import router as responses_router
