@@ -105,3 +105,34 @@ def authenticate(session: Session, token: str | None) -> Principal:
         row.last_used_at = now
     project = session.get(Project, row.project_id)
     return Principal(project.id, project.name, row.id)
+
+
+# -- keys of one project (the API: a key holder manages its own project's keys) ------------------------
+
+def key_object(row: ApiKey) -> dict:
+    return {"object": "api_key", "id": row.id, "name": row.name, "prefix": row.prefix,
+            "created_at": row.created_at, "last_used_at": row.last_used_at, "revoked_at": row.revoked_at}
+
+
+def project_keys(session: Session, project_id: str) -> list[dict]:
+    rows = session.scalars(select(ApiKey).where(ApiKey.project_id == project_id).order_by(ApiKey.id)).all()
+    return [key_object(r) for r in rows]
+
+
+def create_project_key(session: Session, project_id: str, key_name: str | None = None) -> dict:
+    """A new key of this project; the plaintext ``key`` is in this answer only. The first key of a server
+    in single-user mode turns authentication on for every request."""
+    project = session.get(Project, project_id)
+    if project is None:
+        raise NotFound(f"No project '{project_id}'.")
+    plaintext, row = create_key(session, project.name, key_name)
+    return {**key_object(row), "key": plaintext}
+
+
+def revoke_project_key(session: Session, project_id: str, key_id: str) -> dict:
+    row = session.get(ApiKey, key_id)
+    if row is None or row.project_id != project_id:  # another project's key is "not found"
+        raise NotFound(f"No API key '{key_id}'.")
+    if row.revoked_at is None:
+        row.revoked_at = now_s()
+    return key_object(row)

@@ -347,3 +347,31 @@ def test_sign_in_with_an_api_key_shows_the_project(console):
     console.wait_for_selector("text=Project: team-a")
     assert console.evaluate("sessionStorage.getItem('tuneforge.apiKey')") == key
     console.shot("signed-in")
+
+
+def test_keys_are_created_shown_once_and_revoked_from_the_console(console):
+    import httpx
+
+    from tuneforge.projects import create_key
+
+    with console.server.app.state.tuneforge.db.session() as session:
+        key, _ = create_key(session, "team-b")
+    console.allow_status(401)
+    goto(console, "")
+    console.fill("[data-testid=key-input]", key)
+    console.get_by_role("button", name="Sign in").click()
+    console.wait_for_selector("text=Project: team-b")
+    goto(console, "#/models")
+    console.wait_for_selector("[data-testid=keys-table]")
+    assert console.locator("[data-testid=keys-table] tbody tr").count() == 1  # the key signed in with
+    console.fill("[data-testid=key-name]", "ci runner")
+    console.click("[data-testid=key-create]")
+    new_key = console.locator("[data-testid=new-key]").inner_text().strip()
+    console.wait_for_selector("[data-testid=keys-table] >> text=ci runner")
+    assert httpx.get(console.server.base_url + "/models", headers={"Authorization": f"Bearer {new_key}"}).status_code == 200
+    console.shot("keys")
+    console.once("dialog", lambda dialog: dialog.accept())
+    row = console.locator("[data-testid=keys-table] tbody tr", has_text="ci runner")
+    row.get_by_role("button", name="Revoke").click()
+    console.locator("[data-testid=keys-table] tbody tr", has_text="ci runner").get_by_text("revoked").wait_for()
+    assert httpx.get(console.server.base_url + "/models", headers={"Authorization": f"Bearer {new_key}"}).status_code == 401

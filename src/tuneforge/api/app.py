@@ -28,6 +28,7 @@ from tuneforge.api.v1.evals.router import router as evals_router
 from tuneforge.api.v1.files.router import router as files_router
 from tuneforge.api.v1.fine_tuning.router import router as fine_tuning_router
 from tuneforge.api.v1.graders.router import router as graders_router
+from tuneforge.api.v1.keys.router import router as keys_router
 from tuneforge.api.v1.masks.router import router as masks_router
 from tuneforge.api.v1.me.router import router as me_router
 from tuneforge.api.v1.models.router import router as models_router
@@ -97,6 +98,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(files_router, prefix="/v1")
     app.include_router(me_router, prefix="/v1")
+    app.include_router(keys_router, prefix="/v1")
     app.include_router(models_router, prefix="/v1")
     app.include_router(chat_router, prefix="/v1")
     app.include_router(completions_router, prefix="/v1")

@@ -1,11 +1,45 @@
-// Models, keys and masks: list / delete models and adapters; keys (CLI only); masks with NextChat import/export.
-import { api, listAll } from "../api.js";
+// Models, keys and masks: list / delete models and adapters; the project's API keys (create, revoke);
+// masks with NextChat import/export.
+import { api, auth, listAll } from "../api.js";
 import { t } from "../i18n.js";
 import { group } from "../models.js";
 import { busy, clear, download, field, fmt, guard, h } from "../ui.js";
 
 export async function render(root, { me }) {
-  const modelsSlot = h("div"), masksSlot = h("div"), errors = h("div");
+  const modelsSlot = h("div"), masksSlot = h("div"), keysSlot = h("div"), errors = h("div");
+
+  async function drawKeys() {
+    await guard(clear(keysSlot), async () => {
+      const keys = (await api("/keys")).data;
+      clear(keysSlot, keys.length ? h("table", { testid: "keys-table" }, h("thead", {}, h("tr", {},
+        ["name", "prefix", "created", "used", "status", ""].map((c) => h("th", {}, c ? t(`keys.col.${c}`) : "")))),
+      h("tbody", {}, keys.map((k) => {
+        const revoke = k.revoked_at ? null : h("button", { class: "danger", "aria-label": `${t("keys.revoke")} ${k.prefix}` },
+          t("keys.revoke"));
+        if (revoke) revoke.addEventListener("click", busy(revoke, () => guard(errors, async () => {
+          if (!confirm(t("keys.confirmRevoke", { name: k.name || k.prefix }))) return;
+          await api(`/keys/${encodeURIComponent(k.id)}`, { method: "DELETE" });
+          drawKeys();
+        })));
+        return h("tr", {}, h("td", {}, k.name || "—"), h("td", { class: "mono small" }, `${k.prefix}…`),
+          h("td", { class: "small" }, fmt.date(k.created_at)),
+          h("td", { class: "small" }, k.last_used_at ? fmt.date(k.last_used_at) : "—"),
+          h("td", {}, k.revoked_at ? t("keys.revoked") : t("keys.active")), h("td", {}, revoke));
+      }))) : h("p", { class: "muted" }, t("keys.none")));
+    });
+  }
+
+  const keyName = h("input", { type: "text", maxlength: "128", testid: "key-name" });
+  const newKey = h("div");
+  const createKey = h("button", { testid: "key-create" }, t("keys.create"));
+  createKey.addEventListener("click", busy(createKey, () => guard(clear(errors), async () => {
+    if (me.auth !== "key" && !confirm(t("keys.confirmFirst"))) return;
+    const created = await api("/keys", { method: "POST", body: { name: keyName.value.trim() || null } });
+    if (me.auth !== "key") auth.key = created.key;  // authentication is on now: keep using the console
+    clear(newKey, h("p", { class: "success" }, t("keys.created")), h("pre", { testid: "new-key" }, created.key));
+    keyName.value = "";
+    drawKeys();
+  })));
 
   async function drawModels() {
     await guard(clear(modelsSlot), async () => {
@@ -81,6 +115,7 @@ export async function render(root, { me }) {
         field(t("masks.import"), importInput), exportBtn), masksSlot),
       h("section", { class: "panel" }, h("h2", {}, t("keys.title")),
         h("p", {}, me.auth === "key" ? t("keys.signedIn", { project: me.project, key: me.key_id }) : t("keys.single")),
-        h("p", { class: "muted" }, t("keys.cli")), h("pre", {}, "tuneforge keys create --project NAME\ntuneforge keys list\ntuneforge keys revoke KEY_ID"))));
-  await Promise.all([drawModels(), drawMasks()]);
+        me.auth !== "key" ? h("p", { class: "muted" }, t("keys.firstWarning")) : null,
+        h("div", { class: "toolbar" }, field(t("keys.name"), keyName), createKey), newKey, keysSlot)));
+  await Promise.all([drawModels(), drawMasks(), drawKeys()]);
 }
