@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from fastapi import APIRouter
 
-from fastapi import APIRouter, Query
-
-from tuneforge.api.deps import PrincipalDep, RuntimeDep, SessionDep
+from tuneforge.api.deps import PageDep, PrincipalDep, RuntimeDep, SessionDep
 from tuneforge.api.schemas import sent
 from tuneforge.api.v1.vector_stores.protocol import (
     CreateFileBatchRequest,
@@ -19,7 +17,6 @@ from tuneforge.api.v1.vector_stores.protocol import (
 from tuneforge.retrieval import stores as service
 
 router = APIRouter(tags=["vector_stores"])
-Order = Literal["asc", "desc"]
 
 
 @router.post("/vector_stores")
@@ -36,14 +33,9 @@ def create_vector_store(
 def list_vector_stores(
     session: SessionDep,
     principal: PrincipalDep,
-    limit: int = Query(20),
-    order: Order = "desc",
-    after: str | None = None,
-    before: str | None = None,
+    page: PageDep,
 ):
-    return service.list_stores(
-        session, principal.project_id, limit=limit, order=order, after=after, before=before
-    )
+    return service.list_stores(session, principal.project_id, **page)
 
 
 @router.get("/vector_stores/{store_id}")
@@ -86,20 +78,14 @@ def list_vector_store_files(
     session: SessionDep,
     principal: PrincipalDep,
     store_id: str,
-    limit: int = Query(20),
-    order: Order = "desc",
-    after: str | None = None,
-    before: str | None = None,
+    page: PageDep,
     filter: str | None = None,
 ):
     return service.list_files(
         session,
         principal.project_id,
         store_id,
-        limit=limit,
-        order=order,
-        after=after,
-        before=before,
+        **page,
         status=filter,
     )
 
@@ -157,10 +143,7 @@ def list_file_batch_files(
     principal: PrincipalDep,
     store_id: str,
     batch_id: str,
-    limit: int = Query(20),
-    order: Order = "desc",
-    after: str | None = None,
-    before: str | None = None,
+    page: PageDep,
     filter: str | None = None,
 ):
     service.get_batch(session, principal.project_id, store_id, batch_id)
@@ -168,10 +151,7 @@ def list_file_batch_files(
         session,
         principal.project_id,
         store_id,
-        limit=limit,
-        order=order,
-        after=after,
-        before=before,
+        **page,
         status=filter,
         batch_id=batch_id,
     )
