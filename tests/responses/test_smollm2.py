@@ -51,3 +51,27 @@ def test_smollm2_stream_completes_and_the_agents_sdk_runs(smol, server):
                              run_config=RunConfig(tracing_disabled=True))
     assert isinstance(result.final_output, str) and result.final_output.strip()
     assert result.raw_responses[0].usage.output_tokens > 0
+
+
+def test_smollm2_agent_calls_a_function_tool_and_answers_with_its_result(smol, server):
+    """The whole agent loop on a real model: a required call, the SDK runs the tool, the model answers."""
+    from agents import Agent, ModelSettings, OpenAIResponsesModel, RunConfig, Runner, function_tool
+
+    ran = []
+
+    @function_tool
+    def get_weather(city: str) -> str:
+        """The current weather in a city."""
+        ran.append(city)
+        return f"It is sunny and 21 degrees in {city}."
+
+    model = OpenAIResponsesModel(model=M, openai_client=openai.AsyncOpenAI(base_url=server.base_url,
+                                                                          api_key="sk-test", max_retries=0))
+    agent = Agent(name="weather", instructions="Answer weather questions with the get_weather tool.", model=model,
+                  tools=[get_weather], model_settings=ModelSettings(max_tokens=64, temperature=0,
+                                                                    tool_choice="required",
+                                                                    parallel_tool_calls=False))
+    result = Runner.run_sync(agent, "What is the weather in Paris?", run_config=RunConfig(tracing_disabled=True),
+                             max_turns=4)
+    assert ran and ran[0].strip()
+    assert isinstance(result.final_output, str) and result.final_output.strip()

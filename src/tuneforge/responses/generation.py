@@ -1,26 +1,20 @@
-"""Where Responses meets constrained generation: function tools, ``tool_choice`` ``required`` or a named
-function, ``text.format: json_schema`` and function-call items in the input.
+"""Where Responses meets constrained generation: function tools, ``tool_choice`` (``none`` / ``auto`` /
+``required`` / a named function), ``text.format`` (``json_object`` / ``json_schema``) and function-call
+items in the input.
 
 Responses renders its request as a chat-completions request and runs it through
-``tuneforge.serving.chat`` (``prepare`` → the engine), so whatever chat completions can enforce,
-Responses gets by passing it on here, in chat-completions shapes (``chat_tools``,
-``chat_response_format``; ``items.to_messages`` already renders ``function_call`` /
-``function_call_output`` items as assistant ``tool_calls`` and role ``tool`` messages).
-
-Until chat completions accepts ``tools`` and ``response_format: json_schema`` (the grammar engine),
-``_refuse_until_constrained`` answers such requests 400 naming the parameter — a tool call is never
-imitated. Wiring them: drop that call, and let ``service.Generation`` read the serving layer's typed
-events (text deltas, tool-call starts and argument pieces) and emit ``function_call`` items through
-``EventBuilder.function_call_*`` (the events the SDK's stream helper accumulates are already built there).
+``tuneforge.serving.chat`` (``prepare`` → the engine, with the grammar constraint of
+``serving.structured``), so Responses enforces exactly what chat completions enforces: the request's
+constrained parts are passed on here in chat-completions shapes (``chat_tools``, ``chat_response_format``;
+``items.to_messages`` renders ``function_call`` / ``function_call_output`` items as assistant
+``tool_calls`` and role ``tool`` messages), and ``service._Output`` turns the typed events that come back
+into ``message`` and ``function_call`` output items.
 """
 
 from __future__ import annotations
 
 from tuneforge.errors import InvalidRequest
-from tuneforge.responses.items import FUNCTION_ITEMS
 from tuneforge.responses.params import ResponseCreateRequest
-
-NOT_YET = "is not supported yet by this server (function calling and structured outputs are coming)."
 
 
 def chat_tools(tools: list[dict] | None) -> list[dict] | None:
@@ -67,8 +61,9 @@ def chat_response_format(fmt: dict) -> dict | None:
     return None
 
 
-def chat_extras(body: ResponseCreateRequest, items: list[dict]) -> dict:
+def chat_extras(body: ResponseCreateRequest) -> dict:
     """Chat-completions parameters for the constrained parts of ``body``."""
+    file_search = any(t.get("type") == "file_search" for t in body.tools or [])
     extras: dict = {}
     fmt = chat_response_format(body.text_format())
     if fmt is not None:
@@ -78,31 +73,24 @@ def chat_extras(body: ResponseCreateRequest, items: list[dict]) -> dict:
         extras["tools"] = tools
         extras["parallel_tool_calls"] = body.parallel_tool_calls
     choice = chat_tool_choice(body.tool_choice)
-    if choice is not None and (tools or choice != "auto"):
+    if choice is not None and tools:
         extras["tool_choice"] = choice
-    _refuse_until_constrained(extras, items)
+    elif choice == "required" and not file_search:
+        raise InvalidRequest("'tool_choice': 'required' needs at least one tool in 'tools'.", param="tool_choice")
+    elif isinstance(body.tool_choice, dict) and body.tool_choice.get("type") == "function":
+        raise InvalidRequest("'tool_choice' names a function that is not in 'tools'.", param="tool_choice")
     return extras
 
 
-def _refuse_until_constrained(extras: dict, items: list[dict]) -> None:
-    """What the serving layer cannot enforce yet → 400 naming the parameter."""
-    if (extras.get("response_format") or {}).get("type") == "json_schema":
-        raise InvalidRequest(f"'text.format' of type 'json_schema' {NOT_YET}", param="text.format",
-                             code="unsupported_parameter")
-    choice = extras.get("tool_choice")
-    if isinstance(choice, dict):
-        raise InvalidRequest(f"'tool_choice' naming a function {NOT_YET}", param="tool_choice",
-                             code="unsupported_parameter")
-    if choice == "required":
-        raise InvalidRequest(f"'tool_choice': 'required' {NOT_YET}", param="tool_choice",
-                             code="unsupported_parameter")
-    if extras.get("tools") and choice != "none":  # with "none" the model never calls them: nothing to enforce
-        raise InvalidRequest(f"Tools of type 'function' {NOT_YET} Send tool_choice='none' to answer without "
-                             "calling them.", param="tools[0]", code="unsupported_parameter")
-    extras.pop("tools", None)  # tool_choice "none": the prompt does not need them either
-    extras.pop("parallel_tool_calls", None)
-    extras.pop("tool_choice", None)
-    for i, item in enumerate(items):
-        if item.get("type") in FUNCTION_ITEMS:
-            raise InvalidRequest(f"Input items of type '{item['type']}' {NOT_YET}", param=f"input[{i}].type",
-                                 code="unsupported_parameter")
+def response_param(param: str | None) -> str | None:
+    """A chat-completions parameter name in an error → the Responses name the client sent."""
+    if not param:
+        return param
+    for chat_name, name in (("messages", "input"), ("max_tokens", "max_output_tokens"),
+                            ("response_format.json_schema.schema", "text.format.schema"),
+                            ("response_format.json_schema", "text.format"), ("response_format", "text.format")):
+        if param == chat_name or param.startswith(chat_name + "."):
+            return name + param[len(chat_name):]
+    if param.startswith("tools.["):  # 'tools.[0].function.name' → 'tools[0].name'
+        return "tools" + param[len("tools."):].replace(".function", "", 1)
+    return param

@@ -23,7 +23,6 @@ from tuneforge.db.models import ResponseRow, now_s
 from tuneforge.errors import InvalidRequest, NotFound, TuneforgeError
 from tuneforge.ids import new_id
 from tuneforge.inference import params as P
-from tuneforge.inference.batch import Delta, Finish
 from tuneforge.responses import conversations, generation, store
 from tuneforge.responses import search as search_mod
 from tuneforge.responses.events import EventBuilder
@@ -31,6 +30,7 @@ from tuneforge.responses.items import last_user_text, normalize_input, output_me
 from tuneforge.responses.params import ResponseCreateRequest, check, file_search_tool
 from tuneforge.serving import chat
 from tuneforge.serving.requests import ChatCompletionRequest
+from tuneforge.serving.structured import ChoiceDone, TextDelta, ToolCallArguments, ToolCallStart
 
 log = logging.getLogger("tuneforge.responses")
 ECHOED = ("instructions", "max_output_tokens", "temperature", "top_p", "top_logprobs", "text", "tool_choice",
@@ -105,8 +105,7 @@ def _prepare(rt, session: Session, project_id: str, body: ResponseCreateRequest,
             return chat.prepare(rt, session, request, project_id)
         except TuneforgeError as exc:
             if exc.code != "context_length_exceeded":
-                exc.param = {"messages": "input", "max_tokens": "max_output_tokens",
-                             "response_format.type": "text.format.type"}.get(exc.param, exc.param)
+                exc.param = generation.response_param(exc.param)
                 raise
             if body.truncation != "auto" or len(items) <= 1:
                 exc.param = "input"
@@ -129,7 +128,7 @@ def plan(rt, session: Session, project_id: str, body: ResponseCreateRequest) -> 
         return item
 
     input_items = normalize_input(body.input if body.input is not None else [], resolve_reference=resolve)
-    extras = generation.chat_extras(body, context + input_items)
+    extras = generation.chat_extras(body)
     include = set(body.include or [])
     found = None
     tool = file_search_tool(body)
@@ -181,15 +180,12 @@ class Generation:
     def __init__(self, rt, plan: Plan, should_stop: Callable[[], bool] = lambda: False):
         self.rt, self.plan, self.should_stop = rt, plan, should_stop
         self.builder = EventBuilder(plan.response("in_progress"))
-        self._engine_events = None
-        self._first = None
+        self._typed = None
 
     async def start(self) -> Generation:
-        self._engine_events = self.rt.engine.stream(self.plan.prepared.request)
         try:
-            self._first = await anext(self._engine_events)
+            self._typed = await chat.open_events(self.rt, self.plan.prepared)
         except BaseException:
-            await self._engine_events.aclose()
             if self.plan.store:
                 await asyncio.to_thread(self._fail, "The model failed to start generating.")
             raise
@@ -209,7 +205,6 @@ class Generation:
 
     async def events(self) -> AsyncIterator[dict]:
         plan, b = self.plan, self.builder
-        info = plan.prepared.info
         saved = False
         try:
             b.response["status"] = "in_progress"
@@ -218,37 +213,22 @@ class Generation:
             if plan.search is not None:
                 for event in b.file_search(plan.search.item):
                     yield event
-            item_id = new_id("msg_")
-            for event in b.message_start(item_id):
-                yield event
-            parts: list[str] = []
-            logprobs: list[dict] = []
-            finish: Finish | None = None
+            output = _Output(plan, b)
             cancelled = False
-            event = self._first
-            while event is not None:
-                if isinstance(event, Delta) and event.text:
-                    entries = P.chat_logprobs(info, event.logprobs) if plan.logprobs else None
-                    logprobs += entries or []
-                    parts.append(event.text)
-                    yield b.text_delta(event.text, entries)
-                elif isinstance(event, Finish):
-                    finish = event
+            async for event in self._typed:
+                for out in output.feed(event):
+                    yield out
                 if self.should_stop():
                     cancelled = True
                     break
-                event = await anext(self._engine_events, None)
-            text = "".join(parts)
-            completion_tokens = finish.completion_tokens if finish else len(parts)
-            status = "cancelled" if cancelled else "incomplete" if finish and finish.reason == "length" else "completed"
-            results = plan.search.results if plan.search else []
-            item = output_message(text, status="incomplete" if status != "completed" else "completed",
-                                  annotations=search_mod.annotations(text, results),
-                                  logprobs=logprobs if plan.logprobs else None, item_id=item_id)
-            for event in b.message_done(item):
+            done = output.done
+            reason = done.finish_reason if done else "stop"
+            status = "cancelled" if cancelled else "incomplete" if reason == "length" else "completed"
+            for event in output.close("completed" if status == "completed" else "incomplete"):
                 yield event
             response = b.response
             response["status"] = status
+            completion_tokens = done.completion_tokens if done else output.pieces
             response["usage"] = store.usage_object(plan.prepared.prompt_tokens, completion_tokens)
             response["completed_at"] = now_s()
             if status == "incomplete":
@@ -264,10 +244,78 @@ class Generation:
                 saved = True
             raise
         finally:
-            await self._engine_events.aclose()  # cancels the request in the engine if the client went away
+            await self._typed.aclose()  # cancels the request in the engine if the client went away
             if not saved and plan.store:  # the client hung up mid-stream: generation stopped with it
                 b.response["status"] = "cancelled"
                 save(self.rt, plan, b.response)
+
+
+class _Output:
+    """The serving layer's typed events (text deltas, tool-call starts and argument pieces) → output items:
+    at most one message and any number of ``function_call`` items, each opened, streamed and closed in
+    turn (one item is open at a time, so ``output_index`` values never collide)."""
+
+    def __init__(self, plan: Plan, builder: EventBuilder):
+        self.plan, self.b = plan, builder
+        self.done: ChoiceDone | None = None
+        self.pieces = 0  # deltas seen: the token count if generation stopped before its finish event
+        self._message: str | None = None  # the open message's id
+        self._parts: list[str] = []
+        self._logprobs: list[dict] = []
+        self._call: dict | None = None  # the open function call
+        self._calls = 0
+
+    def feed(self, event) -> list[dict]:
+        b = self.b
+        if isinstance(event, TextDelta):
+            if not event.text:
+                return []
+            self.pieces += 1
+            out = [] if self._message is not None else self._close("completed") + self._open_message()
+            entries = P.chat_logprobs(self.plan.prepared.info, event.logprobs) if self.plan.logprobs else None
+            self._logprobs += entries or []
+            self._parts.append(event.text)
+            return out + [b.text_delta(event.text, entries)]
+        if isinstance(event, ToolCallStart):
+            out = self._close("completed")
+            self._call = {"id": new_id("fc_"), "type": "function_call", "call_id": event.id, "name": event.name,
+                          "arguments": "", "status": "in_progress"}
+            return out + [b.function_call_start(self._call)]
+        if isinstance(event, ToolCallArguments):
+            self.pieces += 1
+            self._call["arguments"] += event.text
+            return [b.function_call_arguments(event.text)]
+        if isinstance(event, ChoiceDone):
+            self.done = event
+        return []
+
+    def close(self, status: str) -> list[dict]:
+        """Close what is still open; an answer with neither text nor calls is an empty message."""
+        out = self._close(status)
+        if not self._calls and not any(i.get("type") == "message" for i in self.b.response["output"]):
+            out += self._open_message() + self._close(status)
+        return out
+
+    def _open_message(self) -> list[dict]:
+        self._message = new_id("msg_")
+        self._parts, self._logprobs = [], []
+        return self.b.message_start(self._message)
+
+    def _close(self, status: str) -> list[dict]:
+        if self._call is not None:
+            call, self._call = self._call, None
+            self._calls += 1
+            if self.done is not None and self._calls <= len(self.done.tool_calls):
+                call["arguments"] = self.done.tool_calls[self._calls - 1].arguments  # the exact generated JSON
+            return self.b.function_call_done({**call, "status": status})
+        if self._message is not None:
+            text = "".join(self._parts)
+            results = self.plan.search.results if self.plan.search else []
+            item = output_message(text, status=status, annotations=search_mod.annotations(text, results),
+                                  logprobs=self._logprobs if self.plan.logprobs else None, item_id=self._message)
+            self._message = None
+            return self.b.message_done(item)
+        return []
 
 
 # ---------------------------------------------------------------- the other operations
@@ -319,6 +367,6 @@ def input_tokens(rt, session: Session, project_id: str, payload: dict) -> dict:
         return item
 
     items = context + normalize_input(body.input if body.input is not None else [], resolve_reference=resolve)
-    extras = generation.chat_extras(body, items)
+    extras = generation.chat_extras(body)
     prepared = _prepare(rt, session, project_id, body, body.instructions or "", items, extras, False)
     return {"object": "response.input_tokens", "input_tokens": prepared.prompt_tokens}
