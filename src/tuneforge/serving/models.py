@@ -48,9 +48,12 @@ def retrieve_model(session: Session, registry: ModelRegistry, settings: Settings
 
 
 def delete_model(session: Session, registry: ModelRegistry, settings: Settings, model_id: str,
-                 project_id: str) -> dict:
+                 project_id: str, gateway: Gateway | None = None) -> dict:
     if model_id.startswith("ft:"):
+        base_model = catalog.resolve(session, registry, settings, model_id, project_id).base_model
         catalog.delete_fine_tuned(session, settings, model_id, project_id)
+        if gateway is not None:  # served on vLLM: unload it there too
+            gateway.unload_adapter(base_model, model_id)
     else:
         registry.unregister(model_id, project_id)
     return {"id": model_id, "object": "model", "deleted": True}
