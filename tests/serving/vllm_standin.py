@@ -99,8 +99,8 @@ class StandInVllm:
                         return self._error(400, f"The lora adapter '{name}' has already been loaded.",
                                            "BadRequestError")
                     if not (Path(path) / "adapter_config.json").is_file():
-                        return self._error(400, f"Loading lora {name} failed: No adapter found for {path}",
-                                           "BadRequestError")
+                        return self._error(404, f"Loading lora {name} failed: No adapter found for {path}",
+                                           "NotFoundError")
                     server.loaded[name] = path
                 self._send(200, f"Success: LoRA adapter '{name}' added successfully.", "text/plain")
 
@@ -116,19 +116,22 @@ class StandInVllm:
                 with server.lock:
                     known = model == server.base_model or model in server.loaded
                 if not known:
-                    return self._error(404, f"The model `{model}` does not exist.", "NotFoundError", "model")
+                    aliases = ", ".join([server.base_model, *server.loaded])
+                    return self._error(404, f"The model `{model}` does not exist. Valid aliases: {aliases}.",
+                                       "NotFoundError", "model")
                 text = server.answer(model)
                 words = [w + " " for w in text.split(" ")]
                 words[-1] = words[-1].rstrip()
                 usage = {"prompt_tokens": 7, "completion_tokens": len(words), "total_tokens": 7 + len(words)}
                 ident, created = ("chatcmpl-standin" if chat else "cmpl-standin"), int(time.time())
+                fingerprint = {"system_fingerprint": "vllm-standin"} if chat else {}
                 kind = "chat.completion" if chat else "text_completion"
                 if not body.get("stream"):
                     choice = ({"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None,
                                "finish_reason": "stop"} if chat else
                               {"index": 0, "text": text, "logprobs": None, "finish_reason": "stop"})
                     return self._send(200, {"id": ident, "object": kind, "created": created, "model": model,
-                                            "choices": [choice], "usage": usage})
+                                            "choices": [choice], "usage": usage, **fingerprint})
                 self.send_response(200)
                 self.send_header("content-type", "text/event-stream")
                 self.send_header("connection", "close")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from tuneforge.models.catalog import ServedModel
 
 log = logging.getLogger("tuneforge.gateway")
+_ALIASES = re.compile(r"\s*Valid aliases:.*", re.S)
 
 
 class Gateway:
@@ -75,6 +77,9 @@ class Gateway:
         if not isinstance(model, str):
             return None
         return next((u for u in self.upstreams if u.matches(model)), None)
+
+    def by_name(self, name: str) -> Upstream | None:
+        return next((u for u in self.upstreams if u.name == name), None)
 
     @property
     def vllm_servers(self) -> dict[str, Upstream]:
@@ -314,7 +319,8 @@ class Gateway:
             return error
         # vLLM's errors name exception classes as types and HTTP statuses as codes, and may name server
         # paths: put them in OpenAI's terms.
-        error.message = clean_message(error.message)
+        # Its 404 lists every name it serves ("Valid aliases: ..."), other projects' fine-tuned models too.
+        error.message = clean_message(_ALIASES.sub("", error.message))
         error.args = (error.message,)
         error.type = "server_error" if status >= 500 else "invalid_request_error"
         if status == 404:
