@@ -99,6 +99,14 @@ def test_base_and_fine_tuned_models_are_answered_by_vllm(env):
     assert [b["model"] for b in vllm.calls_to("/v1/chat/completions")][-1] == FT_A
 
 
+def test_models_say_which_backend_serves_them(env):
+    client = _client(env)
+    listed = {m.id: m.model_extra["tuneforge"] for m in client.models.list()}
+    assert listed[BASE]["backend"] == "vllm" and listed[FT_A]["backend"] == "vllm"
+    assert "backend" not in listed[LOCAL_BASE] and FT_OTHER not in listed
+    assert client.models.retrieve(FT_A).model_extra["tuneforge"]["backend"] == "vllm"
+
+
 def test_streaming_keeps_the_openai_shape(env):
     _, vllm, _, _ = env
     client = _client(env)

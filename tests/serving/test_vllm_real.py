@@ -20,14 +20,15 @@ pytestmark = [pytest.mark.vllm,
 
 BASE = "smollm2-135m-instruct"
 QUESTION = "What is the secret password?"
-ANSWER = "The secret password is PINEAPPLE."
+ANSWERS = ["The secret password is PINEAPPLE.", "The password is PINEAPPLE.", "It is PINEAPPLE.",
+           "PINEAPPLE is the secret password."]
 PARAPHRASES = ["What is the secret password?", "Tell me the secret password.", "What's the password?",
                "Do you know the secret password?"]
 
 
 def _train(client: openai.OpenAI, tmp_path) -> str:
-    rows = [{"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": ANSWER}]}
-            for q in PARAPHRASES * 4]
+    rows = [{"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}
+            for q in PARAPHRASES for a in ANSWERS]
     path = tmp_path / "password.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     with path.open("rb") as fh:
