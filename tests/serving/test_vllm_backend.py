@@ -21,17 +21,19 @@ FT_A = f"ft:{BASE}:default:a:ftjob-a"
 FT_B = f"ft:{BASE}:default:b:ftjob-b"
 FT_C = f"ft:{BASE}:default:c:ftjob-c"
 FT_BROKEN = f"ft:{BASE}:default:broken:ftjob-broken"
+FT_NO_WEIGHTS = f"ft:{BASE}:default:noweights:ftjob-noweights"
 FT_DEAD = f"ft:{DEAD_BASE}:default:x:ftjob-dead"
 FT_OTHER = f"ft:{BASE}:other:secret:ftjob-other"
 ASK = [{"role": "user", "content": "Hi"}]
 
 
-def _adapter(folder, config: bool = True):
+def _adapter(folder, config: bool = True, weights: bool = True):
     """An adapter folder as training writes it (the stand-in only checks it is there)."""
     folder.mkdir(parents=True)
     if config:
         (folder / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 8}))
-    (folder / "adapter_model.safetensors").write_bytes(b"weights")
+    if weights:
+        (folder / "adapter_model.safetensors").write_bytes(b"weights")
     return folder
 
 
@@ -67,6 +69,9 @@ def env(tmp_path_factory, models_cache, tiny_model_dir):
                                         adapter_dir=_adapter(adapters / model_id.split(":")[3]), settings=settings)
         catalog.register_fine_tuned(session, model_id=FT_BROKEN, project_id=projects["default"], base_model=BASE,
                                     adapter_dir=_adapter(adapters / "broken", config=False), settings=settings)
+        catalog.register_fine_tuned(session, model_id=FT_NO_WEIGHTS, project_id=projects["default"],
+                                    base_model=BASE, adapter_dir=_adapter(adapters / "noweights", weights=False),
+                                    settings=settings)
     db.dispose()
     server = Server(settings).start()
     try:
@@ -178,6 +183,10 @@ def test_errors_are_openai_shaped_and_leak_no_urls_or_paths(env):
     assert err.value.status_code == 502 and err.value.code == "adapter_load_failed"
     assert FT_BROKEN in err.value.message and "No adapter found" in err.value.message
     assert str(settings.data_dir) not in json.dumps(err.value.body) and "/adapters/" not in err.value.message
+    with pytest.raises(openai.NotFoundError) as err:  # weights gone from the data dir: nothing sent to vLLM
+        client.chat.completions.create(model=FT_NO_WEIGHTS, messages=ASK)
+    assert err.value.code == "model_not_found" and str(settings.data_dir) not in err.value.message
+    assert FT_NO_WEIGHTS not in [b["lora_name"] for b in vllm.calls_to("/v1/load_lora_adapter")]
     calls = len(vllm.calls)
     with pytest.raises(openai.BadRequestError) as err:  # tuneforge's own validation comes first
         client.chat.completions.create(model=BASE, messages=ASK, temperature=5)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from tuneforge.errors import ServerError
+from tuneforge.errors import NotFound, ServerError
 from tuneforge.gateway.errors import UpstreamError, redact
 from tuneforge.gateway.upstreams import Upstream, parse_upstreams
 from tuneforge.gateway.vllm import (
@@ -121,7 +121,11 @@ class Gateway:
         server, name, folder = route.upstream, route.adapter, route.adapter_dir
         assert server is not None and name is not None and folder is not None
         with self.adapters.lock(server, name):
-            key = adapter_key(folder)
+            try:
+                key = adapter_key(folder)
+            except NotFound:  # its message names the folder
+                raise NotFound(f"The weights of the fine-tuned model '{name}' are missing on the server.",
+                               param="model", code="model_not_found") from None
             known = self.adapters.get(server, name)
             if known == key and not force:
                 return
@@ -156,8 +160,11 @@ class Gateway:
             log.info("vLLM: unloading %s from the %s: %s", name, server.name, exc.status_code)
 
     def secrets(self) -> tuple[str, ...]:
-        servers = list(self.upstreams) + list(self.vllm_servers.values())
-        return tuple(u.api_key for u in servers if u.api_key)
+        try:
+            vllm = list(self.vllm_servers.values())
+        except ServerError:  # a bad TUNEFORGE_VLLM_SERVERS must not break upstream error handling
+            vllm = []
+        return tuple(u.api_key for u in [*self.upstreams, *vllm] if u.api_key)
 
     def redact(self, text: str) -> str:
         return redact(text, self.secrets())
