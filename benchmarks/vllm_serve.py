@@ -101,6 +101,9 @@ def main() -> None:
     try:
         figures.update({f"engine_{k}": v for k, v in measure(client, adapter, args.tokens, bias,
                                                               args.streams).items()})
+    except Exception:
+        print(f"tuneforge serve exit status: {server.poll()}", file=sys.stderr)
+        raise
     finally:
         server.terminate()
         server.wait(30)
