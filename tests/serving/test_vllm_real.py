@@ -52,8 +52,8 @@ def stack(tmp_path_factory, models_cache):
     from tuneforge.settings import Settings
     from tuneforge.testing import LiveServer
 
-    if not vllm_python().is_file():
-        pytest.fail(f"{vllm_python()} is missing: run scripts/vllm-venv.sh first")
+    if not vllm_python().is_file():  # skipped, not failed: a `-m "not e2e"` run selects these too
+        pytest.skip(f"{vllm_python()} is missing: run scripts/vllm-venv.sh first")
     root = tmp_path_factory.mktemp("vllm-real")
     settings = Settings(data_dir=root / "data", models_cache_dir=models_cache, worker_poll_s=0.2,
                         train_threads=1, serve_threads=1)
