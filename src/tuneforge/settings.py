@@ -75,6 +75,9 @@ class Settings(BaseSettings):
                                   "model-name patterns to OpenAI-compatible upstreams; see README")
     upstream_timeout_s: float = Field(default=600.0, gt=0, description="Timeout of forwarded requests")
     upstream_models_ttl_s: float = Field(default=60.0, ge=0, description="How long upstream model lists are cached")
+    vllm_servers: str | None = Field(default=None, description="JSON (or a path to a JSON file) mapping base model "
+                                     "ids to vLLM server URLs: those bases and all their fine-tuned models are "
+                                     "served there (docs/operations.md, 'Serving on vLLM')")
     # evals, graders and batches (issue #12)
     evals_python_grader: bool = Field(default=False, description="Allow 'python' graders (user code, run in a "
                                       "sandboxed subprocess: no network, time and memory limits)")

@@ -19,7 +19,8 @@ from starlette.concurrency import run_in_threadpool
 
 from tuneforge.api import sse
 from tuneforge.errors import InvalidRequest
-from tuneforge.gateway import Upstream, UpstreamError
+from tuneforge.gateway import Route, Upstream, UpstreamError
+from tuneforge.models import catalog
 from tuneforge.runtime import Runtime
 
 log = logging.getLogger("tuneforge.api")
@@ -67,11 +68,14 @@ def schema(model: type[BaseModel]) -> dict:
     }
 
 
-async def passthrough(rt: Runtime, upstream: Upstream, path: str, raw: bytes, request: Request) -> Response:
+async def passthrough(rt: Runtime, upstream: Upstream | Route, path: str, raw: bytes, request: Request) -> Response:
     """Forward the request byte for byte; stream the answer back as it arrives (SSE included). The
     upstream's errors come back in OpenAI's envelope with its status, keys redacted."""
     try:
-        response = await rt.gateway.open(upstream, path, raw, dict(request.headers))
+        if isinstance(upstream, Route):
+            response = await rt.gateway.open_route(upstream, path, raw, dict(request.headers))
+        else:
+            response = await rt.gateway.open(upstream, path, raw, dict(request.headers))
     except UpstreamError as exc:
         return JSONResponse({"error": exc.to_dict()}, status_code=exc.status_code)
     content_type = response.headers.get("content-type", "application/json")
@@ -125,12 +129,22 @@ async def generation_endpoint(
     request: Request, state: Runtime, principal, *, path: str, request_model: type[BaseModel], service
 ) -> Response:
     """The shared body of /chat/completions and /completions: forward to an upstream when one claims
-    the model, else validate, prepare in a worker thread, then stream or answer once."""
+    the model; validate, then forward to the vLLM server of the model's base when one is configured;
+    else prepare in a worker thread, then stream or answer once."""
     raw, payload = await read_json(request)
     upstream = state.gateway.resolve(payload.get("model"))
     if upstream is not None:
         return await passthrough(state, upstream, path, raw, request)
     body = validate(request_model, payload)
+    if state.gateway.vllm_servers:
+        def _route():
+            with state.db.session() as session:
+                lookup = catalog.lookup(session, state.registry, state.settings, principal.project_id)
+                return state.gateway.route(body.model, lookup)
+
+        route = await run_in_threadpool(_route)
+        if route.upstream is not None:
+            return await passthrough(state, route, path, raw, request)
 
     def _prepare():
         with state.db.session() as session:

@@ -45,6 +45,12 @@ class UpstreamError(TuneforgeError):
                    status=502, type="server_error", code="upstream_unavailable")
 
     @classmethod
+    def backend_unavailable(cls, name: str, exc: Exception) -> UpstreamError:
+        """A serving backend of this server (a vLLM server) is down: 503, the client may retry later."""
+        return cls(f"The {name} for this model could not be reached ({type(exc).__name__}); it may be down or "
+                   "still starting. Try again later.", status=503, type="server_error", code="backend_unavailable")
+
+    @classmethod
     def from_response(cls, name: str, status: int, content: bytes, secrets: Iterable[str] = ()) -> UpstreamError:
         secrets = tuple(secrets)
         error: dict = {}

@@ -1,32 +1,54 @@
-"""One gateway for every model: local (served by this process) or upstream (another OpenAI-compatible API).
+"""One gateway for every model: local (this process's engine), upstream (another OpenAI-compatible API) or
+vLLM (a vLLM server configured for the model's base, fine-tuned adapters included).
 
-``Gateway.resolve(model)`` is the only place that decides; everything that talks to a provider goes
+``Gateway.resolve(model)`` decides for upstream providers, ``Gateway.route(model, lookup)`` for generation
+requests (upstream, else vLLM, else local); nothing else decides. Everything that talks to a provider goes
 through this object's two pooled httpx clients (async for request pass-through and streaming, sync for
 worker threads: fine-tuning jobs, file copies, assistant runs), and every failure is an ``UpstreamError``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import re
 import threading
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from tuneforge.errors import ServerError
+from tuneforge.errors import NotFound, ServerError
 from tuneforge.gateway.errors import UpstreamError, redact
 from tuneforge.gateway.upstreams import Upstream, parse_upstreams
+from tuneforge.gateway.vllm import (
+    VLLM,
+    LoadedAdapters,
+    Route,
+    already_loaded,
+    clean_message,
+    load_error,
+    parse_vllm_servers,
+)
+
+if TYPE_CHECKING:
+    from tuneforge.models.catalog import ServedModel
 
 log = logging.getLogger("tuneforge.gateway")
+_ALIASES = re.compile(r"\s*Valid aliases:.*", re.S)
 
 
 class Gateway:
-    def __init__(self, upstreams_config: str | None, *, timeout: float = 600.0, models_ttl: float = 60.0):
+    def __init__(self, upstreams_config: str | None, *, timeout: float = 600.0, models_ttl: float = 60.0,
+                 vllm_servers: str | None = None):
         self._config, self._timeout, self.models_ttl = upstreams_config, timeout, models_ttl
         self._upstreams: list[Upstream] | None = None
+        self._vllm_config = vllm_servers
+        self._vllm: dict[str, Upstream] | None = None
+        self.adapters = LoadedAdapters()
         self._models: dict[str, tuple[float, list[dict]]] = {}
         self._lock = threading.Lock()
         self._async: httpx.AsyncClient | None = None
@@ -34,7 +56,8 @@ class Gateway:
 
     @classmethod
     def from_settings(cls, settings) -> Gateway:
-        return cls(settings.upstreams, timeout=settings.upstream_timeout_s, models_ttl=settings.upstream_models_ttl_s)
+        return cls(settings.upstreams, timeout=settings.upstream_timeout_s, models_ttl=settings.upstream_models_ttl_s,
+                   vllm_servers=settings.vllm_servers)
 
     # ------------------------------------------------------------------ configuration and routing
 
@@ -58,8 +81,90 @@ class Gateway:
     def by_name(self, name: str) -> Upstream | None:
         return next((u for u in self.upstreams if u.name == name), None)
 
+    @property
+    def vllm_servers(self) -> dict[str, Upstream]:
+        """{base model id: its vLLM server}; parsed on first use, like the upstreams."""
+        if self._vllm is None:
+            try:
+                self._vllm = parse_vllm_servers(self._vllm_config, self._timeout)
+            except (ValueError, json.JSONDecodeError) as exc:
+                raise ServerError(f"Server misconfiguration (TUNEFORGE_VLLM_SERVERS): {exc}") from None
+        return self._vllm
+
+    def route(self, model: Any, lookup: Callable[[str], ServedModel | None]) -> Route:
+        """Where a chat completions or completions request for ``model`` goes: the upstream provider whose
+        pattern matches, else the vLLM server of the model's base, else this server's engine.
+
+        ``lookup`` resolves the model for the calling project (it raises the 404 for another project's
+        model, and returns None for ids the local path answers itself). Blocking: a fine-tuned model is
+        loaded into vLLM here on first use, so call it from a worker thread."""
+        upstream = self.resolve(model)
+        if upstream is not None:
+            return Route(upstream)
+        if not self.vllm_servers or not isinstance(model, str):
+            return Route()
+        served = lookup(model)
+        server = self.vllm_servers.get(served.base_model) if served is not None else None
+        if server is None:
+            return Route()
+        if served.adapter_dir is None:
+            return Route(server)
+        route = Route(server, served.id, served.adapter_dir)
+        self.load_adapter(route)
+        return route
+
+    def load_adapter(self, route: Route, *, force: bool = False) -> None:
+        """Load ``route``'s adapter into its vLLM server unless this process already did with the same
+        weights (a re-trained folder is replaced: unload, then load)."""
+        from tuneforge.inference.adapters import adapter_key  # also checks the weights are there (404)
+
+        server, name, folder = route.upstream, route.adapter, route.adapter_dir
+        assert server is not None and name is not None and folder is not None
+        with self.adapters.lock(server, name):
+            try:
+                key = adapter_key(folder)
+            except NotFound:  # its message names the folder
+                raise NotFound(f"The weights of the fine-tuned model '{name}' are missing on the server.",
+                               param="model", code="model_not_found") from None
+            known = self.adapters.get(server, name)
+            if known == key and not force:
+                return
+            if known is not None or force:
+                self._unload(server, name)
+            try:
+                self.request(server, "POST", "load_lora_adapter",
+                             json={"lora_name": name, "lora_path": str(Path(folder).resolve())})
+                log.info("vLLM: loaded adapter %s into the %s", name, server.name)
+            except UpstreamError as exc:
+                if exc.code == "backend_unavailable":
+                    raise
+                if not already_loaded(exc):
+                    raise load_error(server, name, exc, folder) from None
+            self.adapters.set(server, name, key)
+
+    def unload_adapter(self, base_model: str, name: str) -> None:
+        """Unload a deleted fine-tuned model from its base's vLLM server (best effort: a server that is
+        down or never had it changes nothing for the caller)."""
+        server = self.vllm_servers.get(base_model)
+        if server is None:
+            return
+        with self.adapters.lock(server, name):
+            self._unload(server, name)
+            self.adapters.set(server, name, None)
+
+    def _unload(self, server: Upstream, name: str) -> None:
+        try:
+            self.request(server, "POST", "unload_lora_adapter", json={"lora_name": name})
+            log.info("vLLM: unloaded adapter %s from the %s", name, server.name)
+        except UpstreamError as exc:  # not loaded there (e.g. vLLM restarted), or vLLM is down
+            log.info("vLLM: unloading %s from the %s: %s", name, server.name, exc.status_code)
+
     def secrets(self) -> tuple[str, ...]:
-        return tuple(u.api_key for u in self.upstreams if u.api_key)
+        try:
+            vllm = list(self.vllm_servers.values())
+        except ServerError:  # a bad TUNEFORGE_VLLM_SERVERS must not break upstream error handling
+            vllm = []
+        return tuple(u.api_key for u in [*self.upstreams, *vllm] if u.api_key)
 
     def redact(self, text: str) -> str:
         return redact(text, self.secrets())
@@ -124,15 +229,29 @@ class Gateway:
             response = await client.send(request, stream=True)
         except httpx.HTTPError as exc:
             log.warning("upstream %s unreachable for %s (%s)", upstream.name, path, type(exc).__name__)
-            raise UpstreamError.unreachable(upstream.name, exc) from None
+            raise self._unreachable(upstream, exc) from None
         if response.status_code >= 400:
             try:
                 content = await response.aread()
             finally:
                 await response.aclose()
             log.info("upstream %s answered %s on %s", upstream.name, response.status_code, path)
-            raise UpstreamError.from_response(upstream.name, response.status_code, content, self.secrets())
+            raise self._error(upstream, response.status_code, content)
         return response
+
+    async def open_route(self, route: Route, path: str, body: bytes,
+                         headers: dict[str, str] | None = None) -> httpx.Response:
+        """``open`` for a routed request. A vLLM server that no longer knows a fine-tuned model (it was
+        restarted since the adapter was loaded) gets the adapter again, and the request once more."""
+        assert route.upstream is not None
+        try:
+            return await self.open(route.upstream, path, body, headers)
+        except UpstreamError as exc:
+            if route.adapter is None or exc.status_code != 404:
+                raise
+        log.info("vLLM: %s is unknown to the %s; loading it again", route.adapter, route.upstream.name)
+        await asyncio.to_thread(self.load_adapter, route, force=True)
+        return await self.open(route.upstream, path, body, headers)
 
     async def post_json(self, upstream: Upstream, path: str, payload: dict) -> dict:
         response = await self.open(upstream, path, json.dumps(payload).encode())
@@ -151,17 +270,22 @@ class Gateway:
                 self._sync = httpx.Client(follow_redirects=False)
             return self._sync
 
-    def call(self, upstream: Upstream, method: str, path: str, **kwargs) -> dict:
-        """A JSON API call (``json=``, ``params=``, ``files=``/``data=`` as httpx takes them)."""
+    def request(self, upstream: Upstream, method: str, path: str, **kwargs) -> httpx.Response:
+        """One call, any body (vLLM's adapter routes answer plain text); an error status raises."""
         if "params" in kwargs:
             kwargs["params"] = {k: v for k, v in (kwargs["params"] or {}).items() if v is not None}
         try:
             response = self._sync_client().request(method, upstream.url(path), headers=upstream.headers(),
                                                    timeout=upstream.timeout, **kwargs)
         except httpx.HTTPError as exc:
-            raise UpstreamError.unreachable(upstream.name, exc) from None
+            raise self._unreachable(upstream, exc) from None
         if response.status_code >= 400:
-            raise UpstreamError.from_response(upstream.name, response.status_code, response.content, self.secrets())
+            raise self._error(upstream, response.status_code, response.content)
+        return response
+
+    def call(self, upstream: Upstream, method: str, path: str, **kwargs) -> dict:
+        """A JSON API call (``json=``, ``params=``, ``files=``/``data=`` as httpx takes them)."""
+        response = self.request(upstream, method, path, **kwargs)
         try:
             return response.json()
         except ValueError:
@@ -175,8 +299,7 @@ class Gateway:
             with client.stream("POST", upstream.url(path), json=payload, headers=upstream.headers(),
                                timeout=httpx.Timeout(upstream.timeout, connect=10.0)) as response:
                 if response.status_code >= 400:
-                    raise UpstreamError.from_response(upstream.name, response.status_code, response.read(),
-                                                      self.secrets())
+                    raise self._error(upstream, response.status_code, response.read())
                 for line in response.iter_lines():
                     if not line.startswith("data:"):
                         continue
@@ -188,7 +311,30 @@ class Gateway:
                         raise UpstreamError.from_response(upstream.name, 502, data.encode(), self.secrets())
                     yield event
         except httpx.HTTPError as exc:
-            raise UpstreamError.unreachable(upstream.name, exc) from None
+            raise self._unreachable(upstream, exc) from None
+
+    # ------------------------------------------------------------------ errors
+
+    def _unreachable(self, upstream: Upstream, exc: Exception) -> UpstreamError:
+        if upstream.backend == VLLM:
+            return UpstreamError.backend_unavailable(upstream.name, exc)
+        return UpstreamError.unreachable(upstream.name, exc)
+
+    def _error(self, upstream: Upstream, status: int, content: bytes) -> UpstreamError:
+        error = UpstreamError.from_response(upstream.name, status, content, self.secrets())
+        if upstream.backend != VLLM:
+            return error
+        # vLLM's errors name exception classes as types and HTTP statuses as codes, and may name server
+        # paths: put them in OpenAI's terms.
+        # Its 404 lists every name it serves ("Valid aliases: ..."), other projects' fine-tuned models too.
+        error.message = clean_message(_ALIASES.sub("", error.message))
+        error.args = (error.message,)
+        error.type = "server_error" if status >= 500 else "invalid_request_error"
+        if status == 404:
+            error.code = "model_not_found"
+        elif error.code is None or error.code.isdigit() or error.code == "upstream_error":
+            error.code = "vllm_error"
+        return error
 
     async def aclose(self) -> None:
         if self._async is not None:

@@ -36,6 +36,7 @@ class Upstream:
     api_key: str = field(repr=False)
     list_models: bool = True
     timeout: float = 600.0
+    backend: str = "upstream"  # "vllm": a vLLM server serving a base model (tuneforge.gateway.vllm)
 
     def __repr__(self) -> str:  # the key stays out of logs and tracebacks
         return f"Upstream(name={self.name!r}, base_url={self.base_url!r}, patterns={list(self.patterns)!r})"

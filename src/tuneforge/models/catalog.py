@@ -7,6 +7,7 @@ base model name plus, for fine-tuned models and checkpoints, the adapter folder 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,6 +71,17 @@ def resolve(session: Session, registry: ModelRegistry, settings: Settings, model
     if info is None:
         raise model_not_found(model_id)
     return ServedModel(info.id, info.id, None, info.owned_by, info.created, info.context_length)
+
+
+def lookup(session: Session, registry: ModelRegistry, settings: Settings,
+           project_id: str) -> Callable[[str], ServedModel | None]:
+    """``resolve`` for one project, as ``Gateway.route`` takes it: None for the embeddings model (the
+    generation routes answer for that one themselves)."""
+    def find(model_id: str) -> ServedModel | None:
+        if model_id == settings.embedding_model:
+            return None
+        return resolve(session, registry, settings, model_id, project_id)
+    return find
 
 
 def list_fine_tuned(session: Session, registry: ModelRegistry, settings: Settings,

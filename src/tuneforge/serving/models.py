@@ -18,10 +18,20 @@ def model_object(info: BaseModelInfo) -> dict:
     return obj
 
 
+def mark_backend(obj: dict, gateway: Gateway) -> dict:
+    """Say so in the ``tuneforge`` extension when a vLLM server serves the model (its base)."""
+    ext = obj.get("tuneforge")
+    if isinstance(ext, dict) and gateway.vllm_servers and ext.get("source") in ("bundled", "local", "fine-tuned"):
+        if (ext.get("base_model") or obj["id"]) in gateway.vllm_servers:
+            ext["backend"] = "vllm"
+    return obj
+
+
 def list_models(session: Session, registry: ModelRegistry, settings: Settings, gateway: Gateway,
                 project_id: str) -> dict:
     data = [model_object(m) for m in registry.list_base_models(project_id)]
     data += [m.to_model_object() for m in catalog.list_fine_tuned(session, registry, settings, project_id)]
+    data = [mark_backend(m, gateway) for m in data]
     # the embeddings model and, when reachable, the upstream providers' models
     seen = {m["id"] for m in data}
     data += [embedding_model(settings.embedding_model)]
@@ -39,18 +49,22 @@ def retrieve_model(session: Session, registry: ModelRegistry, settings: Settings
             raise catalog.model_not_found(model_id)
         return found
     if model_id.startswith("ft:"):
-        return catalog.resolve(session, registry, settings, model_id, project_id).to_model_object()
+        return mark_backend(catalog.resolve(session, registry, settings, model_id, project_id).to_model_object(),
+                            gateway)
     info = registry.find(model_id, project_id)
     if info is None or info.source == "hub":
         # Hub ids are loadable on demand but are not "served models" until someone uses them.
         raise catalog.model_not_found(model_id)
-    return model_object(info)
+    return mark_backend(model_object(info), gateway)
 
 
 def delete_model(session: Session, registry: ModelRegistry, settings: Settings, model_id: str,
-                 project_id: str) -> dict:
+                 project_id: str, gateway: Gateway | None = None) -> dict:
     if model_id.startswith("ft:"):
+        base_model = catalog.resolve(session, registry, settings, model_id, project_id).base_model
         catalog.delete_fine_tuned(session, settings, model_id, project_id)
+        if gateway is not None:  # served on vLLM: unload it there too
+            gateway.unload_adapter(base_model, model_id)
     else:
         registry.unregister(model_id, project_id)
     return {"id": model_id, "object": "model", "deleted": True}

@@ -26,7 +26,8 @@ def retrieve_model(state: RuntimeDep, session: SessionDep, principal: PrincipalD
 
 @router.delete("/models/{model_id:path}", response_model=ModelDeleted)
 def delete_model(state: RuntimeDep, session: SessionDep, principal: PrincipalDep, model_id: str) -> dict:
-    return service.delete_model(session, state.registry, state.settings, model_id, principal.project_id)
+    return service.delete_model(session, state.registry, state.settings, model_id, principal.project_id,
+                                state.gateway)
 
 
 @router.post(
