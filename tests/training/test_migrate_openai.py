@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from tuneforge.cli.main import app
 from tuneforge.training import migrate as mig
 
-SFT_HP = {"n_epochs": 2, "batch_size": 4, "learning_rate_multiplier": 10}
+SFT_HP = {"n_epochs": 1, "batch_size": 4, "learning_rate_multiplier": 10}
 DPO_HP = {"n_epochs": 1, "batch_size": 4, "beta": 0.5}
 
 
@@ -125,7 +125,9 @@ def test_migrate_openai_jobs_home(tiny_server, local_server, tmp_path):
                                       local_srv.base_url])
     assert result.exit_code == 0, result.output
     assert "1 provider job(s): 1 to create (dry run: nothing created)" in result.stdout
-    assert list(local.fine_tuning.jobs.list())[0].metadata[mig.SOURCE_JOB_KEY] != dropped.id
+    result, out = _migrate(local_srv.base_url, provider_server.base_url, "--dry-run", "--job", dropped.id)
+    assert [(j["source_job"], j["source_status"], j["action"]) for j in out["jobs"]] == [
+        (dropped.id, "cancelled", "create")]
 
 
 def test_unknown_base_model_copies_nothing(tiny_server, local_server, tmp_path):
