@@ -159,8 +159,8 @@ def openai_(base_model: Annotated[str, typer.Option("--base-model", "-m", help="
         raise typer.Exit(2) from None
     existing = mig.migrated_jobs(local)
     plans = [mig.plan_job(j, existing=existing, keep_hyperparameters=keep_hyperparameters) for j in jobs]
+    local.models.retrieve(base_model)  # a clear 404 before any file is copied (and in a dry run)
     if not dry_run:
-        local.models.retrieve(base_model)  # a clear 404 before any file is copied
         progress, update = _download_progress(json_out)
         copier = mig.FileCopier(provider, local, files_dir=files_dir, progress=update, keep=compare)
         with progress:
