@@ -17,7 +17,7 @@ from tuneforge.testing import live_server
 lm_eval = pytest.importorskip("lm_eval", reason="lm_eval not installed (pip install 'tuneforge[dev]' or lm-eval)")
 pytestmark = pytest.mark.slow
 MODEL = "smollm2-135m-instruct"
-QUESTIONS = ["What is the capital of France?", "What is the capital of Japan?"]
+COUNTRIES = ["France", "Japan"]
 GEN = {"max_tokens": 12, "temperature": 0, "stop": ["\n"]}
 
 
@@ -31,7 +31,7 @@ dataset_kwargs:
     test: {data}
 test_split: test
 output_type: generate_until
-doc_to_text: "Question: {{{{question}}}}\\nAnswer:"
+doc_to_text: "Question: What is the capital of {{{{country}}}}?\\nAnswer: The capital of {{{{country}}}} is"
 doc_to_target: "{{{{answer}}}}"
 generation_kwargs:
   until: ["\\n"]
@@ -58,11 +58,12 @@ def test_lm_eval_generate_until_through_chat_and_completions(make_settings, tmp_
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     with live_server(make_settings()) as server:
         client = openai.OpenAI(base_url=server.base_url, api_key="sk-test", max_retries=0)
-        prompts = [f"Question: {q}\nAnswer:" for q in QUESTIONS]
+        # (SmolLM2-Instruct ends a bare "Answer:" at once on /v1/completions; this prompt gets it to answer)
+        prompts = [f"Question: What is the capital of {c}?\nAnswer: The capital of {c} is" for c in COUNTRIES]
         chat = [client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": p}], **GEN)
                 .choices[0].message.content for p in prompts]
         # the first reference is what tuneforge answers, the second cannot be: exact_match must be 1/2
-        _task(tmp_path, [{"question": QUESTIONS[0], "answer": chat[0]}, {"question": QUESTIONS[1], "answer": "?!"}])
+        _task(tmp_path, [{"country": COUNTRIES[0], "answer": chat[0]}, {"country": COUNTRIES[1], "answer": "?!"}])
         out = _evaluate("local-chat-completions", server.base_url + "/chat/completions", tmp_path,
                         apply_chat_template=True)
         assert out["results"]["tuneforge_capitals"]["exact_match,none"] == pytest.approx(0.5)
@@ -70,6 +71,7 @@ def test_lm_eval_generate_until_through_chat_and_completions(make_settings, tmp_
         assert [s["resps"][0][0] for s in samples] == chat  # graded what tuneforge answered
 
         completions = [client.completions.create(model=MODEL, prompt=p, **GEN).choices[0].text for p in prompts]
+        assert all(text.strip() for text in completions), completions
         out = _evaluate("local-completions", server.base_url + "/completions", tmp_path)
         assert "exact_match,none" in out["results"]["tuneforge_capitals"]
         samples = sorted(out["samples"]["tuneforge_capitals"], key=lambda s: s["doc_id"])

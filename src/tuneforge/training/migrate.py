@@ -208,10 +208,10 @@ class FileCopier:
             with tempfile.SpooledTemporaryFile(max_size=64 << 20) as buf:
                 filename, digest = self._fetch(file_id, buf)
                 buf.seek(0)
-                data = buf.read()
-                uploaded = self.local.files.create(file=(filename, data), purpose="fine-tune")
                 if self.keep:
-                    self.kept[file_id] = data
+                    self.kept[file_id] = buf.read()
+                    buf.seek(0)
+                uploaded = self.local.files.create(file=(filename, buf), purpose="fine-tune")  # streamed
             self.copied[file_id] = (uploaded.id, digest)
         return self.copied[file_id]
 
