@@ -173,3 +173,17 @@ def test_plan_and_provider_resolution():
         mig.resolve_provider(environ={})
     with pytest.raises(mig.MigrationError, match="acme, openai"):
         mig.resolve_provider(upstream="nope", environ=env)
+
+
+def test_files_dir_copies_and_refused_downloads(tiny_server, tmp_path):
+    client, _ = tiny_server  # one server plays both sides: this is about the copying only
+    file_id = upload(client, write_jsonl(tmp_path / "train.jsonl", chat_lines()))
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    write_jsonl(saved / "train.jsonl", chat_lines(PERSONA[:10]))  # the user's own copy, by file name
+    copier = mig.FileCopier(client, client, files_dir=saved, keep=True)
+    local_id, digest = copier.copy(file_id)
+    assert client.files.content(local_id).read() == (saved / "train.jsonl").read_bytes() == copier.kept[file_id]
+    assert copier.copy(file_id) == (local_id, digest)  # copied once
+    with pytest.raises(mig.MigrationError, match="refused file file-nope.*--files-dir"):
+        mig.FileCopier(client, client).copy("file-nope")
