@@ -202,6 +202,43 @@ def items(eval_id: str, run_id: str,
     console.print(table)
 
 
+class CompareFailed(Exception):
+    """One of the two eval runs did not complete."""
+
+
+def compare_models(client, model_a: str, model_b: str, items_: list[dict], criteria: list[dict], *, name: str,
+                   max_tokens: int = 256, temperature: float = 0.0, seed: int | None = 0, resamples: int = 10_000,
+                   quiet: bool = False) -> dict:
+    """Run both models on the held-out items as two runs of one eval and compare their per-item scores.
+    The JSON-ready summary; ``answers`` (per model, by item) and ``result`` (the Comparison) are for printing.
+    Raises ``CompareFailed`` when a run does not complete. Also used by `tuneforge migrate openai --compare`."""
+    from tuneforge.evals.compare import item_scores, paired_bootstrap
+
+    schema = {"type": "object", "properties": {"messages": {"type": "array"}, "reference": {"type": "string"}}}
+    ev = client.evals.create(name=f"compare {model_a} vs {model_b} on {name}",
+                             data_source_config={"type": "custom", "item_schema": schema},
+                             testing_criteria=criteria)  # type: ignore[arg-type]
+    file_id = _upload_items(client, items_, name)
+    run_ids = [client.evals.runs.create(ev.id, name=m, data_source=_run_source(file_id, m, max_tokens, temperature,
+                                                                              seed)).id
+               for m in (model_a, model_b)]
+    runs = _wait(client, ev.id, run_ids, quiet)
+    for r in runs:
+        if r.status != "completed":
+            raise CompareFailed(f"The run of {r.model} {r.status}" + (f": {r.error.message}" if r.error else ""))
+    names = [c["name"] for c in criteria]
+    per_item = [item_scores(_all_items(client, ev.id, r.id), names) for r in runs]
+    keys = sorted(set(per_item[0]) & set(per_item[1]))
+    result = paired_bootstrap([per_item[0][k] for k in keys], [per_item[1][k] for k in keys], resamples=resamples,
+                              seed=seed or 0)
+    answers = [{i["datasource_item_id"]: (i.get("sample") or {}).get("output", [{}])[0].get("content", "")
+                for i in _all_items(client, ev.id, r.id)} for r in runs]
+    return {"eval_id": ev.id, "run_ids": run_ids, "graders": names, "model_a": model_a, "model_b": model_b,
+            **result.as_dict(),
+            "items": [{"index": k, "score_a": per_item[0][k], "score_b": per_item[1][k]} for k in keys],
+            "answers": answers, "result": result}
+
+
 @compare_app.command("compare")
 @api_errors
 def compare(model_a: str, model_b: str,
@@ -215,37 +252,22 @@ def compare(model_a: str, model_b: str,
             base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, json_out: JsonOpt = False) -> None:
     """Which model answers the held-out set better? Per-item wins, mean scores and a bootstrap 95 % interval
     of the difference (B − A): an interval that excludes 0 is a clear win."""
-    from tuneforge.evals.compare import item_scores, paired_bootstrap
-
     client = make_client(base_url, api_key)
-    criteria = _graders(grader)
     items_ = _items(data)
-    schema = {"type": "object", "properties": {"messages": {"type": "array"}, "reference": {"type": "string"}}}
-    ev = client.evals.create(name=f"compare {model_a} vs {model_b} on {data.name}",
-                             data_source_config={"type": "custom", "item_schema": schema},
-                             testing_criteria=criteria)  # type: ignore[arg-type]
-    file_id = _upload_items(client, items_, data.name)
-    run_ids = [client.evals.runs.create(ev.id, name=m, data_source=_run_source(file_id, m, max_tokens, temperature,
-                                                                              seed)).id
-               for m in (model_a, model_b)]
-    runs = _wait(client, ev.id, run_ids, json_out)
-    for r in runs:
-        if r.status != "completed":
-            err_console.print(f"[red]The run of {r.model} {r.status}[/red]"
-                              + (f": {r.error.message}" if r.error else ""))
-            raise typer.Exit(1)
-    names = [c["name"] for c in criteria]
-    per_item = [item_scores(_all_items(client, ev.id, r.id), names) for r in runs]
-    keys = sorted(set(per_item[0]) & set(per_item[1]))
-    a, b = [per_item[0][k] for k in keys], [per_item[1][k] for k in keys]
-    result = paired_bootstrap(a, b, resamples=resamples, seed=seed or 0)
-    answers = [{i["datasource_item_id"]: (i.get("sample") or {}).get("output", [{}])[0].get("content", "")
-                for i in _all_items(client, ev.id, r.id)} for r in runs]
+    try:
+        out = compare_models(client, model_a, model_b, items_, _graders(grader), name=data.name,
+                             max_tokens=max_tokens, temperature=temperature, seed=seed, resamples=resamples,
+                             quiet=json_out)
+    except CompareFailed as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
     if json_out:
-        print_json({"eval_id": ev.id, "run_ids": run_ids, "graders": names, "model_a": model_a, "model_b": model_b,
-                    **result.as_dict(),
-                    "items": [{"index": k, "score_a": per_item[0][k], "score_b": per_item[1][k]} for k in keys]})
+        print_json({k: v for k, v in out.items() if k not in ("answers", "result")})
         return
+    keys = [row["index"] for row in out["items"]]
+    a, b = [row["score_a"] for row in out["items"]], [row["score_b"] for row in out["items"]]
+    answers, names = out["answers"], out["graders"]
+    result = out["result"]
     table = make_table("#", "question", f"A: {model_a}", f"B: {model_b}", "win")
     for k, sa, sb in zip(keys, a, b, strict=True):
         question = items_[k]["messages"][-1]["content"] if items_[k]["messages"] else ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from tuneforge import __version__
-from tuneforge.cli import batches, data, evals, files, jobs, kb, keys, masks, models
+from tuneforge.cli import batches, data, evals, files, jobs, kb, keys, masks, migrate, models
 from tuneforge.cli.ask import ask
 from tuneforge.cli.chat import chat, compare
 from tuneforge.cli.serve import serve
@@ -34,6 +34,7 @@ app.add_typer(masks.app, name="masks")
 app.add_typer(evals.app, name="evals")
 app.add_typer(evals.compare_app, name="eval")
 app.add_typer(batches.app, name="batches")
+app.add_typer(migrate.app, name="migrate")
 
 
 def _version(value: bool) -> None:
