@@ -48,7 +48,11 @@ class RayHead:
                 raise RuntimeError(f"ray start exited {self.proc.returncode}: {self.output()[-2000:]}")
             try:
                 if httpx.get(self.address + "/api/version", timeout=2).status_code == 200:
-                    JobSubmissionClient(self.address).list_jobs()
+                    # the job agent comes up after the dashboard: ready once a trivial job has run
+                    client = JobSubmissionClient(self.address)
+                    warmup = client.submit_job(entrypoint="true")
+                    while client.get_job_status(warmup).value not in ("SUCCEEDED", "FAILED", "STOPPED"):
+                        time.sleep(0.2)
                     self.started_s = time.time() - t0
                     return self
             except Exception:

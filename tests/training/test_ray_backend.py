@@ -69,6 +69,12 @@ def ray_status(jobs_client, job_id: str) -> str:
     return jobs_client.get_job_status(job_id).value
 
 
+def submissions(client, job_id: str) -> list[str]:
+    """The Ray submission ids of the job's runs, from its events."""
+    prefix = "Submitted to the Ray cluster as Ray job "
+    return [e.message[len(prefix):].split()[0] for e in all_events(client, job_id) if e.message.startswith(prefix)]
+
+
 def step_of(job) -> int:
     return job.model_extra["tuneforge"]["step"] or 0
 
@@ -84,8 +90,8 @@ def test_a_job_trains_on_ray_and_its_model_is_served(ray_head, jobs_client, make
         # submission id = the job id; the process exits just after writing the final state
         wait_until(lambda: ray_status(jobs_client, job.id) == "SUCCEEDED", timeout=30, interval=0.2)
         info = jobs_client.get_job_info(job.id)
-        assert info.entrypoint.split()[1:4] == ["-m", "tuneforge.training.runner", job.id]
-        assert info.metadata["tuneforge_owner"].startswith(f"ray:{job.id}:")
+        assert info.entrypoint.split()[2:] == ["-m", "tuneforge.training.runner", job.id, f"ray:{job.id}"]
+        assert info.metadata == {"tuneforge_job": job.id, "tuneforge_owner": f"ray:{job.id}"}
 
         events = all_events(client, job.id)
         messages = [e.message for e in events]
@@ -185,3 +191,54 @@ def test_a_sigkilled_server_restarts_and_reattaches_to_the_running_ray_job(ray_h
     assert not any("queued again" in m or "Resuming from step" in m for m in messages), messages
     assert [m["step"] for m in metrics(events)] == list(range(1, 49))
     assert len([m for m in messages if m.startswith("Submitted to the Ray cluster")]) == 1
+
+
+def test_a_run_ray_loses_is_retried_from_its_checkpoint_and_pause_resume_resubmits(
+        ray_head, jobs_client, make_settings, live_server, tiny_model_dir, tmp_path):
+    with live_server(ray_settings(make_settings, ray_head)) as server:
+        client = openai.OpenAI(base_url=server.base_url, api_key="sk-test", max_retries=0)
+        register_tiny(client, tiny_model_dir)
+        job = create(client, tmp_path, {"n_epochs": 4, "batch_size": 2})  # 24 steps, checkpoints every 6
+        wait_for(client, job.id, statuses=("running",), timeout=120, predicate=lambda j: step_of(j) >= 8)
+        for pid in runner_pids(job.id):  # the training process dies under Ray (as in an out-of-memory kill)
+            os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: any("queued again and resumes from checkpoint step" in e.message
+                               for e in all_events(client, job.id)), timeout=30, interval=0.3)
+        assert ray_status(jobs_client, job.id) == "FAILED"
+        # resubmitted as a new Ray job (a submission id is never reused)
+        wait_for(client, job.id, statuses=("running",), timeout=120, predicate=lambda j: step_of(j) >= 14)
+        retried = submissions(client, job.id)[-1]
+        assert retried.startswith(f"{job.id}-") and ray_status(jobs_client, retried) == "RUNNING"
+
+        client.fine_tuning.jobs.pause(job.id)
+        paused = wait_for(client, job.id, statuses=("paused",), timeout=60)
+        assert ray_status(jobs_client, retried) == "STOPPED" and not runner_pids(job.id)
+        step = step_of(paused)
+        assert client.fine_tuning.jobs.resume(job.id).status == "queued"
+        done = wait_for(client, job.id, timeout=300)
+        assert done.status == "succeeded", done.error
+        events = all_events(client, job.id)
+        ids = submissions(client, job.id)
+    messages = [e.message for e in events]
+    assert [m["step"] for m in metrics(events)] == list(range(1, 25))  # replayed steps are not recorded twice
+    assert any("Ray reported its run FAILED" in m and "retry 1 of 3" in m for m in messages), messages
+    assert any(m.startswith("Resuming from step 6") or m.startswith("Resuming from step 12") for m in messages)
+    assert any(m.startswith(f"Resuming from step {step}") for m in messages), (step, messages)
+    assert len(ids) == 3 and len(set(ids)) == 3 and ids[0] == job.id
+    assert ray_status(jobs_client, ids[-1]) in ("RUNNING", "SUCCEEDED")
+    assert len([m for m in messages if m.startswith("New fine-tuned model")]) == 1
+
+
+def test_an_unreachable_ray_cluster_leaves_jobs_queued(make_settings, live_server, tiny_model_dir, tmp_path):
+    settings = make_settings(training_backend="ray", ray_address=f"http://127.0.0.1:{free_port()}",
+                             worker_poll_s=0.2)
+    with live_server(settings) as server:
+        client = openai.OpenAI(base_url=server.base_url, api_key="sk-test", max_retries=0)
+        register_tiny(client, tiny_model_dir)
+        job = create(client, tmp_path, {"n_epochs": 1})
+        wait_until(lambda: any("Submitting the job to the Ray cluster failed" in e.message
+                               for e in all_events(client, job.id)), timeout=60, interval=0.3)
+        time.sleep(1)
+        job = client.fine_tuning.jobs.retrieve(job.id)
+        assert job.status == "queued" and job.error is None
+        assert client.fine_tuning.jobs.cancel(job.id).status == "cancelled"  # still an ordinary queued job

@@ -1,13 +1,17 @@
 """The Ray backend: each fine-tuning job runs as a Ray job (Ray Jobs API), submission id = the job id.
 
+Each run of a job gets its own submission id: the job id for the first, ``<job id>-<nonce>`` for a
+run resubmitted after a pause or a lost run (Ray 2.60 cannot reuse an id: a deleted job's monitor
+marks the new job with the same id FAILED). The claim's owner is ``ray:<submission id>``; the
+training process writes under that owner only, so a stale run can never write to the job again.
+
 The entrypoint is the local backend's command, ``<python> -m tuneforge.training.runner JOB OWNER``,
 with this server's settings in the runtime env, so the training process writes events, metrics,
 checkpoints and the final state to the same database and data folder as a local one. This module
 only submits, follows and stops:
 
-- claim: the worker claims the job as ``ray:<job id>:<nonce>`` (the owner; also sent as Ray job
-  metadata); a stale run from an earlier claim can then neither write to the job nor be mistaken for it;
-- cancel → ``stop_job`` (SIGTERM, Ray SIGKILLs after 3 s), then the job is settled ``cancelled``;
+- cancel → ``stop_job`` (SIGTERM; the runner stops at the step boundary, Ray SIGKILLs it after
+  ``STOP_WAIT_S``), then the job is settled ``cancelled``;
 - pause → ``stop_job``: the runner saves its state at the step boundary and exits; the job is
   ``paused``; resume requeues it and the next claim resubmits (the runner resumes from the
   saved state or the last checkpoint, as locally);
@@ -41,7 +45,10 @@ from tuneforge.training import store
 log = logging.getLogger("tuneforge.worker.ray")
 OWNER_PREFIX = "ray:"
 ACTIVE = ("PENDING", "RUNNING")
-STOP_GRACE_S = 15.0  # a stopped run Ray still reports active after this long is settled anyway
+# Ray's stop_job sends SIGTERM, then SIGKILL after this long (Ray's default, 3 s, is shorter than a
+# step of a real model): the runner saves its pause state at the step boundary, as locally.
+STOP_WAIT_S = 60
+STOP_GRACE_S = STOP_WAIT_S + 15.0  # a stopped run Ray still reports active after this long is settled anyway
 UNREACHABLE_BACKOFF_S = 10.0
 # passed to the training process as they are in this server's environment (offline hub flags, caches)
 PASSED_ENV_PREFIXES = ("HF_", "TRANSFORMERS_", "TOKENIZERS_", "OMP_", "MKL_")
@@ -52,6 +59,14 @@ class Followed:
     job_id: str
     owner: str
     stop_requested_at: float | None = None
+
+    @property
+    def submission_id(self) -> str:
+        return submission_id(self.owner)
+
+
+def submission_id(owner: str) -> str:
+    return owner.removeprefix(OWNER_PREFIX)
 
 
 class RayBackend:
@@ -72,15 +87,14 @@ class RayBackend:
             self._client = JobSubmissionClient(self.settings.ray_address)
         return self._client
 
-    def _info(self, job_id: str, owner: str) -> Any | None:
-        """The Ray job ``job_id`` if it is the run submitted for ``owner``; None when there is none."""
+    def _info(self, sid: str) -> Any | None:
+        """The Ray job submitted as ``sid``; None when Ray has none."""
         try:
-            info = self.client.get_job_info(job_id)
+            return self.client.get_job_info(sid)
         except RuntimeError as exc:
             if "404" in str(exc) or "does not exist" in str(exc):
                 return None
             raise
-        return info if (info.metadata or {}).get("tuneforge_owner") == owner else None
 
     def _unreachable(self, what: str, exc: Exception) -> None:
         log.warning("Ray cluster at %s unreachable while %s: %s", self.settings.ray_address, what, exc)
@@ -92,7 +106,12 @@ class RayBackend:
         return list(self.jobs)
 
     def owner_id(self, job_id: str) -> str:
-        return f"{OWNER_PREFIX}{job_id}:{uuid.uuid4().hex[:8]}"
+        """``ray:<job id>`` for the first run; a fresh submission id when Ray knows that one already."""
+        try:
+            first = self._info(job_id) is None
+        except Exception:
+            first = False
+        return OWNER_PREFIX + (job_id if first else f"{job_id}-{uuid.uuid4().hex[:6]}")
 
     def accepting(self) -> bool:
         return time.time() >= self._unreachable_until
@@ -106,7 +125,7 @@ class RayBackend:
             if job_id in self.jobs:
                 continue
             try:
-                info = self._info(job_id, owner)
+                info = self._info(submission_id(owner))
             except Exception as exc:  # Ray down: the leases lapse and the jobs are requeued as lost
                 self._unreachable("adopting jobs", exc)
                 return
@@ -118,34 +137,31 @@ class RayBackend:
                 with self.db.session() as session:
                     store.renew(session, owner, [job_id], self.settings.worker_lease_s)
                 store.record_event(self.db, job_id, f"This server follows the job's Ray run again (Ray job "
-                                                    f"{job_id} is {status}).")
+                                                    f"{submission_id(owner)} is {status}).")
             log.info("job %s: adopted its Ray run (%s)", job_id, status)
 
     def start(self, job_id: str, owner: str) -> None:
         cpus = self.settings.ray_num_cpus or float(self.settings.train_threads or 1)
         gpus = self.settings.ray_num_gpus
+        sid = submission_id(owner)
         try:
-            try:
-                self.client.delete_job(job_id)  # an earlier run's record (paused, retried): the id is reused
-            except RuntimeError as exc:
-                if "404" not in str(exc) and "does not exist" not in str(exc):
-                    raise  # still active: the submit below fails and the job is requeued
             self.client.submit_job(
-                submission_id=job_id, entrypoint=self._entrypoint(job_id, owner), runtime_env=self._runtime_env(),
-                entrypoint_num_cpus=cpus, entrypoint_num_gpus=gpus or None, metadata={"tuneforge_owner": owner})
+                submission_id=sid, entrypoint=self._entrypoint(job_id, owner), runtime_env=self._runtime_env(),
+                entrypoint_num_cpus=cpus, entrypoint_num_gpus=gpus or None, metadata={"tuneforge_job": job_id, "tuneforge_owner": owner})
         except Exception as exc:
             log.exception("job %s: submitting to Ray failed", job_id)
             if isinstance(exc, OSError):  # requests' ConnectionError and the client's own are OSErrors
                 self._unreachable("submitting", exc)
-            else:  # e.g. an earlier run of this job still stopping: retry shortly, not in this tick
+            else:  # e.g. the cluster's job agent still starting: retry shortly, not in this tick
                 self._unreachable_until = time.time() + 2.0
             with self.db.session() as session:
                 if store.release(session, job_id, owner, status="queued"):
                     store.add_event(session, job_id, f"Submitting the job to the Ray cluster failed "
-                                                     f"({type(exc).__name__}); it stays queued.", level="warn")
+                                                     f"({type(exc).__name__}); it stays queued and is submitted "
+                                                     "again shortly.", level="warn", key="ray-submit-failed")
             return
         self.jobs[job_id] = Followed(job_id, owner)
-        store.record_event(self.db, job_id, f"Submitted to the Ray cluster as Ray job {job_id} ({cpus:g} CPUs, "
+        store.record_event(self.db, job_id, f"Submitted to the Ray cluster as Ray job {sid} ({cpus:g} CPUs, "
                                             f"{gpus:g} GPUs).")
         log.info("job %s: submitted to Ray", job_id)
 
@@ -156,7 +172,7 @@ class RayBackend:
                 status, control, worker = (job.status, job.control, job.worker_id) if job else ("cancelled", None,
                                                                                                 None)
             try:
-                info = self._info(job_id, run.owner)
+                info = self._info(run.submission_id)
             except Exception as exc:
                 self._unreachable("following jobs", exc)
                 return
@@ -194,7 +210,7 @@ class RayBackend:
             return
         run.stop_requested_at = time.time()
         try:
-            self.client.stop_job(run.job_id)
+            self.client.stop_job(run.submission_id)
             log.info("job %s: asked Ray to stop its run", run.job_id)
         except Exception as exc:
             run.stop_requested_at = None  # asked again next tick
@@ -202,7 +218,7 @@ class RayBackend:
 
     def _forget(self, run: Followed) -> None:
         self.jobs.pop(run.job_id, None)
-        self._save_logs(run.job_id)
+        self._save_logs(run)
 
     def _finish_cancel(self, run: Followed) -> None:
         self._forget(run)
@@ -245,21 +261,23 @@ class RayBackend:
                                                  f"{store.MAX_LOST}).", level="warn")
         log.warning("job %s: Ray run ended (%s) without finishing it; requeued", job_id, ray_status)
 
-    def _save_logs(self, job_id: str) -> None:
+    def _save_logs(self, run: Followed) -> None:
         """The run's output next to the local backend's logs (``<data_dir>/logs/<job id>.log``)."""
         try:
-            text = self.client.get_job_logs(job_id)
+            text = self.client.get_job_logs(run.submission_id)
         except Exception:
             return
         logs = self.settings.data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        with open(logs / f"{job_id}.log", "a", encoding="utf-8") as fh:
-            fh.write(f"--- Ray job {job_id} ---\n{text}")
+        with open(logs / f"{run.job_id}.log", "a", encoding="utf-8") as fh:
+            fh.write(f"--- Ray job {run.submission_id} ---\n{text}")
 
     # -- what a run gets -------------------------------------------------------------------------------
     def _entrypoint(self, job_id: str, owner: str) -> str:
         python = self.settings.ray_python or sys.executable
-        return " ".join(shlex.quote(p) for p in (python, "-m", "tuneforge.training.runner", job_id, owner))
+        # exec: Ray runs the entrypoint through a shell, and signals it along with its children; the
+        # runner must not see its parent (the shell) die first, its watchdog would exit without saving
+        return "exec " + " ".join(shlex.quote(p) for p in (python, "-m", "tuneforge.training.runner", job_id, owner))
 
     def _runtime_env(self) -> dict:
         """Pinned to this tuneforge: its settings (database URL, data folder) and its source on PYTHONPATH."""
@@ -270,6 +288,7 @@ class RayBackend:
         env = {k: v for k, v in os.environ.items() if k.startswith(PASSED_ENV_PREFIXES)}
         env.update({"TUNEFORGE_SETTINGS_JSON": self.settings.model_dump_json(), "PYTHONPATH": os.pathsep.join(paths)})
         env.setdefault("TOKENIZERS_PARALLELISM", "false")
+        env["RAY_JOB_STOP_WAIT_TIME_S"] = str(STOP_WAIT_S)  # read by the run's Ray job supervisor
         return {"env_vars": env}
 
 
