@@ -27,7 +27,8 @@ from helpers import (
     write_jsonl,
 )
 
-pytest.importorskip("ray.job_submission", reason="ray[default] is not installed (pip install 'tuneforge[ray]')")
+pytest.importorskip("ray.job_submission", reason="ray[default] is not installed (pip install 'tuneforge[ray]')",
+                    exc_type=ImportError)
 
 from ray_head import RayHead  # noqa: E402
 
@@ -153,7 +154,8 @@ def test_a_sigkilled_server_restarts_and_reattaches_to_the_running_ray_job(ray_h
     try:
         client = openai.OpenAI(base_url=base, api_key="sk-test", max_retries=0)
         register_tiny(client, tiny_model_dir)
-        job = create(client, tmp_path, {"n_epochs": 8, "batch_size": 2})  # 48 steps
+        # 180 steps: long enough to outlast the restart below (a server start takes 10-40 s on a busy CI machine)
+        job = create(client, tmp_path, {"n_epochs": 30, "batch_size": 2})
         wait_for(client, job.id, statuses=("running",), timeout=120, predicate=lambda j: step_of(j) >= 3)
         submitted = jobs_client.get_job_info(job.id)
         server.send_signal(signal.SIGKILL)
@@ -189,7 +191,7 @@ def test_a_sigkilled_server_restarts_and_reattaches_to_the_running_ray_job(ray_h
     messages = [e.message for e in events]
     assert any("follows the job's Ray run again" in m for m in messages), messages
     assert not any("queued again" in m or "Resuming from step" in m for m in messages), messages
-    assert [m["step"] for m in metrics(events)] == list(range(1, 49))
+    assert [m["step"] for m in metrics(events)] == list(range(1, 181))
     assert len([m for m in messages if m.startswith("Submitted to the Ray cluster")]) == 1
 
 
