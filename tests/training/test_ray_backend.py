@@ -102,7 +102,8 @@ def test_a_job_trains_on_ray_and_its_model_is_served(ray_head, jobs_client, make
         assert [c.step_number for c in client.fine_tuning.jobs.checkpoints.list(job.id)] == [12, 6]
         adapters = server.settings.data_dir / "adapters" / job.id
         assert (adapters / "final" / "adapter_model.safetensors").is_file()
-        assert "tuneforge.training.runner" in (server.settings.data_dir / "logs" / f"{job.id}.log").read_text()
+        log = server.settings.data_dir / "logs" / f"{job.id}.log"  # copied once the worker sees the run end
+        wait_until(lambda: log.is_file() and "tuneforge.training.runner" in log.read_text(), timeout=15, interval=0.2)
 
         reply = client.chat.completions.create(model=done.fine_tuned_model, max_tokens=4,
                                                messages=[{"role": "user", "content": "What is your name?"}])
