@@ -49,6 +49,15 @@ class Settings(BaseSettings):
     train_max_seq_len: int = Field(default=2048, ge=16, description="Longer examples are truncated")
     train_micro_batch_tokens: int = Field(default=4096, ge=64,
                                           description="Padded tokens per forward pass (bounds memory)")
+    # where training runs (issue #15): child processes of the worker, or jobs on a Ray cluster
+    training_backend: Literal["local", "ray"] = Field(
+        default="local", description="'local' (a child process per job) or 'ray' (a Ray job per fine-tuning job)")
+    ray_address: str = Field(default="http://127.0.0.1:8265", description="Ray dashboard (Jobs API) address")
+    ray_num_cpus: float | None = Field(default=None, gt=0, description="CPUs a Ray job reserves "
+                                       "(default: train_threads, else 1)")
+    ray_num_gpus: float = Field(default=0, ge=0, description="GPUs a Ray job reserves")
+    ray_python: str | None = Field(default=None, description="Python that runs the training entrypoint on the "
+                                   "Ray nodes (default: this server's interpreter; same path on every node)")
     # serving (issue #5)
     serve_device: str = Field(default="auto", description="'auto' (cuda when available), 'cpu' or 'cuda[:N]'")
     serve_max_batch_size: int = Field(default=32, ge=1, description="Rows decoded together per base model")

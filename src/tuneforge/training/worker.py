@@ -10,6 +10,9 @@ every ``worker_poll_s`` or when woken by the API:
 4. reap finished children; claim queued jobs while below ``worker_concurrency``;
 5. renew the leases of everything it holds.
 
+Steps 3-5 go through ``self.backend`` (``training.backends``): the child processes below (``local``,
+the default) or Ray jobs (``ray``), which a restarted worker adopts before step 1.
+
 Nothing here imports torch: the worker stays light and responsive; training lives in the child.
 """
 
@@ -30,6 +33,7 @@ from tuneforge.db.models import FineTuningJobRow, now_s
 from tuneforge.db.session import Database
 from tuneforge.settings import Settings
 from tuneforge.training import store
+from tuneforge.training.backends import make_backend
 from tuneforge.training.runner import EXIT_STOPPED
 
 if TYPE_CHECKING:
@@ -61,6 +65,7 @@ class Worker:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self.backend = make_backend(self)  # where claimed jobs train: local child processes or Ray
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> Worker:
@@ -88,19 +93,20 @@ class Worker:
                 self._wake.wait(self.settings.worker_poll_s)
                 self._wake.clear()
         finally:
-            self._shutdown_children()
+            self.backend.shutdown()
             if self._own_db:
                 self.db.dispose()
 
     def tick(self) -> None:
+        self.backend.adopt()  # before lost leases are requeued: a restarted server keeps its Ray jobs
         with self.db.session() as session:
             for job_id in store.recover_lost(session):
                 log.warning("requeued job %s (its worker was lost)", job_id)
         self._validate_pending()
-        self._watch_children()
+        self.backend.watch()
         self._claim()
         with self.db.session() as session:
-            store.renew(session, self.id, list(self.children), self.settings.worker_lease_s)
+            self.backend.renew(session, self.settings.worker_lease_s)
 
     # -- validation ----------------------------------------------------------------------------
     def _validate_pending(self) -> None:
@@ -172,14 +178,18 @@ class Worker:
 
     # -- children --------------------------------------------------------------------------------
     def _claim(self) -> None:
-        while len(self.children) < self.concurrency and not self._stop.is_set():
+        while (len(self.backend.held()) < self.concurrency and self.backend.accepting()
+               and not self._stop.is_set()):
             with self.db.session() as session:
                 queued = store.candidates(session, "queued")
-                won = next((j for j in queued if store.claim(session, j, self.id, self.settings.worker_lease_s,
-                                                             from_status="queued", to_status="running")), None)
-            if won is None:
-                return
-            self._spawn(won)
+                for job_id in queued:
+                    owner = self.backend.owner_id(job_id)
+                    if store.claim(session, job_id, owner, self.settings.worker_lease_s, from_status="queued",
+                                   to_status="running"):
+                        break
+                else:
+                    return
+            self.backend.start(job_id, owner)
 
     def _spawn(self, job_id: str) -> None:
         env = dict(os.environ)
