@@ -4,15 +4,19 @@ validation prompts and the checkpoints list carries the mean score per grader.""
 
 from __future__ import annotations
 
+import json
 import time
 
 import openai
 import pytest
 from helpers import PERSONA, all_events, chat_lines, upload, wait_for, write_jsonl
+from typer.testing import CliRunner
+
+from tuneforge.cli.main import app
 
 GRADERS = [
     # the reference reaches templates as {{item.reference}}: the final assistant turn of the line
-    {"type": "string_check", "name": "reference_seen", "input": "{{item.reference}}",
+    {"type": "string_check", "name": "has_ref", "input": "{{item.reference}}",
      "reference": "", "operation": "ne"},
     {"type": "string_check", "name": "exact", "input": "{{sample.output_text}}", "reference": "{{item.reference}}",
      "operation": "eq"},
@@ -60,7 +64,7 @@ def test_every_checkpoint_is_scored_with_the_jobs_graders(tiny_server, tmp_path,
         assert scoring["eval_run_id"] == run.id and run.status == "completed"
         assert run.model == ckpt.fine_tuned_model_checkpoint and run.result_counts.total == 4
         scores = ckpt.metrics.graders  # the SDK keeps the extra metrics key
-        assert set(scores) == {"reference_seen", "exact", "similar"} and scores["reference_seen"] == 1.0
+        assert set(scores) == {"has_ref", "exact", "similar"} and scores["has_ref"] == 1.0
         assert ckpt.metrics.train_loss is not None  # the trainer's metrics are still there
         items = sorted(client.evals.runs.output_items.list(run.id, eval_id=eval_id), key=lambda i: i.datasource_item_id)
         assert [i.datasource_item["reference"] for i in items] == [a for _, a in PERSONA[:4]]
@@ -77,6 +81,16 @@ def test_every_checkpoint_is_scored_with_the_jobs_graders(tiny_server, tmp_path,
     assert sum(m.startswith("Scoring checkpoint step") for m in messages) == 2
     assert any(m.startswith("Checkpoint step 6 scored on 4 validation items") for m in messages)
 
+    # the CLI shows the scores and names the best checkpoint by the chosen grader
+    cli = CliRunner()
+    shown = cli.invoke(app, ["jobs", "checkpoints", job.id, "--best-by", "similar", "--base-url", server.base_url])
+    assert shown.exit_code == 0, shown.output
+    best = max(checkpoints, key=lambda c: (c.metrics.graders["similar"], c.step_number))
+    assert f"Best by similar: {best.fine_tuned_model_checkpoint}" in shown.stdout
+    assert "has_ref" in shown.stdout and "1.0000" in shown.stdout
+    wrong = cli.invoke(app, ["jobs", "checkpoints", job.id, "--best-by", "nope", "--base-url", server.base_url])
+    assert wrong.exit_code != 0 and "no grader 'nope'" in wrong.output
+
     # a restart neither loses nor redoes finished scoring
     server.stop()
     with live_server(train_settings) as again_server:
@@ -88,7 +102,7 @@ def test_every_checkpoint_is_scored_with_the_jobs_graders(tiny_server, tmp_path,
 
 
 def test_bad_validation_eval_is_a_400_naming_the_parameter(tiny_server, tmp_path):
-    client, _ = tiny_server
+    client, server = tiny_server
     train = upload(client, write_jsonl(tmp_path / "train.jsonl", chat_lines()))
     bad_op = {**GRADERS[1], "operation": "contains"}
     cases = [
@@ -107,4 +121,10 @@ def test_bad_validation_eval_is_a_400_naming_the_parameter(tiny_server, tmp_path
         with pytest.raises(openai.BadRequestError) as err:
             client.fine_tuning.jobs.create(model="tiny-chat", training_file=train, **kwargs)
         assert err.value.status_code == 400 and err.value.body["param"] == param, err.value.body
+    # the CLI sends the same extension from a graders file and shows the server's 400
+    graders_file = tmp_path / "graders.json"
+    graders_file.write_text(json.dumps([bad_op]))
+    cli = CliRunner().invoke(app, ["jobs", "create", "-m", "tiny-chat", "-t", train, "--validation-file", train,
+                                   "--graders", str(graders_file), "--base-url", server.base_url])
+    assert cli.exit_code == 1 and "validation_eval.graders[0].operation" in cli.output, cli.output
     assert not list(client.fine_tuning.jobs.list()) and not list(client.evals.list())  # nothing half-created
