@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -44,14 +45,34 @@ def parse_metadata(pairs: list[str] | None) -> dict | None:
     return out
 
 
+def validation_eval(graders_file: Path | None, score_items: int | None) -> dict | None:
+    """The ``validation_eval`` extension from a JSON file: a list of graders, or the whole object."""
+    if graders_file is None:
+        if score_items is not None:
+            raise typer.BadParameter("--score-items needs --graders")
+        return None
+    try:
+        value = json.loads(graders_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise typer.BadParameter(f"cannot read graders from {graders_file}: {exc}") from None
+    spec = {"graders": value} if isinstance(value, list) else value
+    if not isinstance(spec, dict):
+        raise typer.BadParameter("--graders: expected a JSON list of graders or a validation_eval object")
+    if score_items is not None:
+        spec["max_items"] = score_items
+    return spec
+
+
 def create_job(client, *, model: str, training_file: str, validation_file: str | None, suffix: str | None,
-               seed: int | None, method: str, hp: dict, metadata: dict | None):
+               seed: int | None, method: str, hp: dict, metadata: dict | None, scoring: dict | None = None):
     kwargs: dict = {"model": model, "training_file": training_file,
                     "method": {"type": method, method: {"hyperparameters": hp}}}
     for key, value in (("validation_file", validation_file), ("suffix", suffix), ("seed", seed),
                        ("metadata", metadata)):
         if value is not None:
             kwargs[key] = value
+    if scoring is not None:  # a tuneforge extension: the SDK sends it as an extra body field
+        kwargs["extra_body"] = {"validation_eval": scoring}
     return client.fine_tuning.jobs.create(**kwargs)
 
 
@@ -68,6 +89,11 @@ def create(model: Annotated[str, typer.Option("--model", "-m", help="Base model 
            lr_multiplier: Annotated[float | None, typer.Option(help="learning_rate_multiplier (default auto)")] = None,
            beta: Annotated[float | None, typer.Option(help="DPO beta (default auto)")] = None,
            metadata: Annotated[list[str] | None, typer.Option(help="KEY=VALUE, repeatable")] = None,
+           graders: Annotated[Path | None, typer.Option(
+               help="JSON file of graders (or a validation_eval object): score every checkpoint on the "
+                    "validation file; see `tuneforge jobs checkpoints`")] = None,
+           score_items: Annotated[int | None, typer.Option(help="Validation items each checkpoint is scored on "
+                                                                "(default 32)")] = None,
            follow_: Annotated[bool, typer.Option("--follow", help="Show live progress until the job ends")] = False,
            base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, json_out: JsonOpt = False) -> None:
     """Create a fine-tuning job."""
@@ -75,7 +101,7 @@ def create(model: Annotated[str, typer.Option("--model", "-m", help="Base model 
     job = create_job(client, model=model, training_file=training_file, validation_file=validation_file,
                      suffix=suffix, seed=seed, method=method, hp=hyperparameters(epochs, batch_size, lr_multiplier,
                                                                                    beta),
-                     metadata=parse_metadata(metadata))
+                     metadata=parse_metadata(metadata), scoring=validation_eval(graders, score_items))
     if json_out:
         print_json(job)
     else:
@@ -161,19 +187,49 @@ def events(job_id: str, limit: Annotated[int, typer.Option(help="How many of the
 
 @app.command("checkpoints")
 @api_errors
-def checkpoints(job_id: str, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None,
-                json_out: JsonOpt = False) -> None:
-    """List a job's checkpoints (servable models), newest first."""
-    items = list(make_client(base_url, api_key).fine_tuning.jobs.checkpoints.list(job_id))
+def checkpoints(job_id: str,
+                best_by: Annotated[str | None, typer.Option(help="Grader that picks the best checkpoint "
+                                                                 "(default: the job's first grader)")] = None,
+                base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, json_out: JsonOpt = False) -> None:
+    """List a job's checkpoints (servable models), newest first, with their grader scores (jobs created with
+    --graders) and the best one marked."""
+    client = make_client(base_url, api_key)
+    items = list(client.fine_tuning.jobs.checkpoints.list(job_id))
     if json_out:
         print_json(items)
         return
-    table = make_table("model", "step", "train loss", "valid loss", "created")
+    scored = [c for c in items if (getattr(c, "tuneforge", None) or {}).get("scoring")]
+    names: list[str] = []
+    if scored:
+        spec = ((client.fine_tuning.jobs.retrieve(job_id).tuneforge or {}).get("validation_eval") or {})
+        names = [g["name"] for g in spec.get("graders", [])]
+    if best_by is not None and best_by not in names:
+        raise typer.BadParameter(f"--best-by: no grader {best_by!r} in this job (graders: {names or 'none'})")
+    key = best_by or (names[0] if names else None)
+    scores = {c.id: (getattr(c.metrics, "graders", None) or {}) for c in items}
+    ranked = [c for c in items if isinstance(scores[c.id].get(key), int | float)]
+    best = max(ranked, key=lambda c: (scores[c.id][key], c.step_number)).id if ranked else None
+    if not names:
+        table = make_table("model", "step", "train loss", "valid loss", "created")
+        for c in items:
+            table.add_row(c.fine_tuned_model_checkpoint, str(c.step_number), _num(c.metrics.train_loss),
+                          _num(c.metrics.valid_loss), fmt_time(c.created_at))
+        console.print(table)
+        return
+    # with scores the long model names would squeeze the table: steps in it, names below
+    table = make_table("step", *names, "train loss", "valid loss")
     for c in items:
-        m = c.metrics
-        table.add_row(c.fine_tuned_model_checkpoint, str(c.step_number), _num(m.train_loss), _num(m.valid_loss),
-                      fmt_time(c.created_at))
+        status = ((getattr(c, "tuneforge", None) or {}).get("scoring") or {}).get("status") or "-"
+        step = str(c.step_number) + (" [bold green]best[/bold green]" if c.id == best else "")
+        cells = [_num(scores[c.id].get(n)) if scores[c.id] else status for n in names]  # not scored (yet): why
+        table.add_row(step, *cells, _num(c.metrics.train_loss), _num(c.metrics.valid_loss))
     console.print(table)
+    if items:
+        prefix = items[0].fine_tuned_model_checkpoint.rsplit(":ckpt-step-", 1)[0]
+        console.print(f"Models: {prefix}:ckpt-step-<step>", soft_wrap=True)
+    if best is not None:
+        console.print(f"Best by {key}: {next(c.fine_tuned_model_checkpoint for c in items if c.id == best)}",
+                      soft_wrap=True)
 
 
 @app.command("follow")

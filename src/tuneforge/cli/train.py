@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from tuneforge.cli.common import ApiKeyOpt, BaseUrlOpt, JsonOpt, api_errors, console, make_client
-from tuneforge.cli.jobs import create_job, follow_job, hyperparameters, parse_metadata
+from tuneforge.cli.jobs import create_job, follow_job, hyperparameters, parse_metadata, validation_eval
 
 
 def _upload(client, path: Path, json_out: bool) -> str:
@@ -34,6 +34,11 @@ def train(data: Annotated[Path, typer.Argument(exists=True, dir_okay=False, read
           beta: Annotated[float | None, typer.Option(help="DPO beta (default auto)")] = None,
           seed: Annotated[int | None, typer.Option(help="Seed (same seed + data = same run)")] = None,
           metadata: Annotated[list[str] | None, typer.Option(help="KEY=VALUE, repeatable")] = None,
+          graders: Annotated[Path | None, typer.Option(
+              exists=True, dir_okay=False, help="JSON file of graders: score every checkpoint on the validation "
+                                                "file (needs --validation); see `tuneforge jobs checkpoints`")] = None,
+          score_items: Annotated[int | None, typer.Option(help="Validation items each checkpoint is scored on "
+                                                               "(default 32)")] = None,
           follow: Annotated[bool, typer.Option("--follow/--no-follow", help="Watch progress until it ends")] = True,
           base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, json_out: JsonOpt = False) -> None:
     """Fine-tune MODEL on DATA with LoRA on the server (start it with `tuneforge serve`)."""
@@ -42,7 +47,8 @@ def train(data: Annotated[Path, typer.Argument(exists=True, dir_okay=False, read
     validation_file = _upload(client, validation, json_out) if validation else None
     job = create_job(client, model=model, training_file=training_file, validation_file=validation_file,
                      suffix=suffix, seed=seed, method=method,
-                     hp=hyperparameters(epochs, batch_size, lr_multiplier, beta), metadata=parse_metadata(metadata))
+                     hp=hyperparameters(epochs, batch_size, lr_multiplier, beta), metadata=parse_metadata(metadata),
+                     scoring=validation_eval(graders, score_items))
     if not json_out:
         console.print(f"Created job [bold]{job.id}[/bold]; follow it later with `tuneforge jobs follow {job.id}`.")
     if follow:

@@ -129,6 +129,9 @@ class FineTuningJobRow(Base):
     resolved: Mapped[str | None] = mapped_column(Text)  # resolved hyperparameters, JSON
     metadata_json: Mapped[str | None] = mapped_column("metadata", Text)
     integrations: Mapped[str | None] = mapped_column(Text)
+    # tuneforge extension: score every checkpoint on the validation file (JSON {graders, max_items,
+    # sampling_params, eval_id}); the offline runner does it, see evals.checkpoint_scoring
+    validation_eval: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)  # {code, message, param}, JSON
     fine_tuned_model: Mapped[str | None] = mapped_column(String(512))
     result_files: Mapped[str] = mapped_column(Text, nullable=False, default="[]")
@@ -174,6 +177,9 @@ class FineTuningCheckpointRow(Base):
     metrics: Mapped[str] = mapped_column(Text, nullable=False, default="{}")
     fine_tuned_model_checkpoint: Mapped[str] = mapped_column(String(512), nullable=False)
     adapter_dir: Mapped[str] = mapped_column(Text, nullable=False)
+    # scoring with the job's validation_eval: NULL (none yet) -> running -> completed | failed
+    scoring_status: Mapped[str | None] = mapped_column(String(16))
+    eval_run_id: Mapped[str | None] = mapped_column(String(64))
 
 
 # ---------------------------------------------------------------- retrieval + assistants (issue #6)

@@ -1,5 +1,7 @@
 """The offline runner: one background thread with its own event loop that works through eval runs and
-batches, oldest first, one job at a time (its items concurrently, so the engine batches them).
+batches, oldest first, one job at a time (its items concurrently, so the engine batches them). Each poll
+also turns new fine-tuning checkpoints of jobs with a ``validation_eval`` into eval runs
+(``evals.checkpoint_scoring``).
 
 Jobs live in the database, so the runner keeps no state of its own: ``resume()`` at start-up picks up
 what a previous process left unfinished, ``wake()`` after a create or cancel saves waiting for the next
@@ -37,8 +39,12 @@ class OfflineRunner:
 
     def resume(self) -> int:
         """Start the thread if there is unfinished work (a restart); returns how many jobs are waiting."""
+        from tuneforge.evals import checkpoint_scoring
+
         pending = len(self._next_jobs())
-        if pending:
+        with self.rt.db.session() as session:
+            scoring = checkpoint_scoring.has_work(session)
+        if pending or scoring:
             self.wake()
         return pending
 
@@ -87,10 +93,14 @@ class OfflineRunner:
         asyncio.run(main())
 
     async def _work(self) -> None:
-        from tuneforge.evals import batches, execute
+        from tuneforge.evals import batches, checkpoint_scoring, execute
 
         while not self._stop.is_set():
             self._wake.clear()
+            try:  # fine-tuning checkpoints to score become eval runs; finished ones get their scores
+                await asyncio.to_thread(checkpoint_scoring.schedule, self.rt)
+            except Exception:
+                log.exception("offline runner: scheduling checkpoint scoring failed")
             try:
                 jobs = await asyncio.to_thread(self._next_jobs)
             except Exception:

@@ -57,9 +57,10 @@ def job_object(row: FineTuningJobRow) -> dict:
         "integrations": store.loads(row.integrations),
         "metadata": store.loads(row.metadata_json),
         "user_provided_suffix": row.suffix,
-        # tuneforge extension: progress for CLIs and consoles
+        # tuneforge extension: progress for CLIs and consoles, and the checkpoint scoring asked for
         "tuneforge": {"base_model": row.base_model, "step": row.step, "total_steps": row.total_steps,
-                      "pause_requested": row.control == "pause"},
+                      "pause_requested": row.control == "pause",
+                      **({"validation_eval": store.loads(row.validation_eval)} if row.validation_eval else {})},
     }
 
 
@@ -68,10 +69,16 @@ def event_object(row: FineTuningEventRow) -> dict:
             "message": row.message, "type": row.type, "data": store.loads(row.data)}
 
 
-def checkpoint_object(row: FineTuningCheckpointRow) -> dict:
-    return {"id": row.id, "object": "fine_tuning.job.checkpoint", "created_at": row.created_at,
-            "fine_tuned_model_checkpoint": row.fine_tuned_model_checkpoint, "fine_tuning_job_id": row.job_id,
-            "step_number": row.step_number, "metrics": store.loads(row.metrics, {})}
+def checkpoint_object(row: FineTuningCheckpointRow, eval_id: str | None = None) -> dict:
+    """``metrics.graders`` ({grader name: mean score}) appears once a scored checkpoint's eval run finished;
+    ``tuneforge.scoring`` says where that scoring stands (jobs with a ``validation_eval`` only)."""
+    out = {"id": row.id, "object": "fine_tuning.job.checkpoint", "created_at": row.created_at,
+           "fine_tuned_model_checkpoint": row.fine_tuned_model_checkpoint, "fine_tuning_job_id": row.job_id,
+           "step_number": row.step_number, "metrics": store.loads(row.metrics, {})}
+    if eval_id is not None:
+        out["tuneforge"] = {"scoring": {"status": row.scoring_status or "queued", "eval_id": eval_id,
+                                        "eval_run_id": row.eval_run_id}}
+    return out
 
 
 # -- validation of the request -------------------------------------------------------------------
@@ -148,7 +155,8 @@ def create_job(session: Session, registry: ModelRegistry, settings: Settings, pr
         parent_model=model if served.is_fine_tuned else None, status="validating_files", created_at=now_s(),
         training_file=req["training_file"], validation_file=req.get("validation_file"), suffix=suffix, seed=seed,
         method_type=mtype, hyperparameters=json.dumps(hp), metadata_json=store.dumps(_check_metadata(req.get("metadata"))),
-        integrations=store.dumps(req.get("integrations")), result_files="[]")
+        integrations=store.dumps(req.get("integrations")), result_files="[]",
+        validation_eval=store.dumps(req.get("validation_eval")))  # checked by evals.checkpoint_scoring
     session.add(row)
     session.flush()
     store.add_event(session, row.id, f"Created fine-tuning job: {row.id}", key="created")
@@ -201,10 +209,11 @@ def events_since(session: Session, project_id: str, job_id: str, seq: int) -> tu
 
 def list_checkpoints(session: Session, project_id: str, job_id: str, *, after: str | None, limit: int) -> dict:
     check_limit(limit, 100)
-    get_job_row(session, project_id, job_id)
+    job = get_job_row(session, project_id, job_id)
+    eval_id = (store.loads(job.validation_eval) or {}).get("eval_id")
     stmt = select(FineTuningCheckpointRow).where(FineTuningCheckpointRow.job_id == job_id)
     return paginate(session, stmt, FineTuningCheckpointRow.id, limit=limit, after=after,
-                    serialize=checkpoint_object)
+                    serialize=lambda row: checkpoint_object(row, eval_id))
 
 
 # -- control ------------------------------------------------------------------------------------

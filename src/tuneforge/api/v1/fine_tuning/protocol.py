@@ -33,6 +33,22 @@ class Method(BaseModel):
     reinforcement: dict[str, Any] | None = None
 
 
+class ValidationEval(BaseModel):
+    """tuneforge extension (send it with the SDK's ``extra_body``): score every checkpoint with graders on the
+    validation file. Each item's prompt is its chat without the final assistant turn; that turn is
+    ``{{item.reference}}``, the checkpoint's answer ``{{sample.output_text}}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    graders: list[dict[str, Any]] = Field(description="OpenAI graders (string_check, text_similarity, "
+                                                      "score_model, label_model, python, multi), unique names")
+    max_items: int | None = Field(default=None, description="Score the first N usable validation items "
+                                                            "(default 32, at most 1000)")
+    sampling_params: dict[str, Any] | None = Field(
+        default=None, description="temperature, top_p, seed, max_completion_tokens (default temperature 0, "
+                                  "max_completion_tokens 256)")
+
+
 class CreateJobRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -45,6 +61,8 @@ class CreateJobRequest(BaseModel):
     method: Method | None = None
     hyperparameters: Hyperparameters | None = Field(default=None, description="Deprecated: use method")
     integrations: list[dict[str, Any]] | None = None
+    validation_eval: ValidationEval | None = Field(default=None, description="tuneforge extension: grade "
+                                                                             "every checkpoint")
 
 
 class CompatCreateRequest(BaseModel):
@@ -122,6 +140,8 @@ class EventList(BaseModel):
 
 
 class Checkpoint(BaseModel):
+    model_config = ConfigDict(extra="allow")  # "tuneforge": {"scoring": {...}} on scored jobs
+
     id: str
     object: Literal["fine_tuning.job.checkpoint"] = "fine_tuning.job.checkpoint"
     created_at: int

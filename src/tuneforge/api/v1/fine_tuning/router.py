@@ -14,6 +14,7 @@ from tuneforge.api.v1.fine_tuning.protocol import (
     FineTuningJob,
     JobList,
 )
+from tuneforge.evals import checkpoint_scoring
 from tuneforge.training import jobs, service
 
 router = APIRouter(tags=["fine-tuning"])
@@ -26,7 +27,9 @@ def _respond(result: dict):
 
 @router.post("/fine_tuning/jobs", response_model=FineTuningJob)
 def create_job(rt: RuntimeDep, session: SessionDep, principal: PrincipalDep, body: CreateJobRequest):
-    return _respond(service.create(rt, session, principal.project_id, body.model_dump(exclude_unset=True)))
+    # evals.checkpoint_scoring checks the validation_eval extension, then hands over to training.service
+    return _respond(checkpoint_scoring.create_job(rt, session, principal.project_id,
+                                                  body.model_dump(exclude_unset=True)))
 
 
 @router.get("/fine_tuning/jobs", response_model=JobList)
