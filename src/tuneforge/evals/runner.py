@@ -1,5 +1,6 @@
 """The offline runner: one background thread with its own event loop that works through eval runs and
-batches, oldest first, one job at a time (its items concurrently, so the engine batches them).
+batches, oldest first, one job at a time (its items concurrently, so the engine batches them). It polls
+from start-up on (one cheap query every few seconds), as another server's job may need taking over.
 
 Jobs live in the database, so the runner keeps no state of its own: ``resume()`` at start-up picks up
 what a previous process left unfinished, ``wake()`` after a create or cancel saves waiting for the next
@@ -48,15 +49,10 @@ class OfflineRunner:
         self._wake.set()
 
     def resume(self) -> int:
-        """At start-up: start polling if any job is unfinished — one this server can take now (a restart),
-        or one another server holds (it is taken over if that server dies); returns how many it can take."""
-        from tuneforge.evals import batches, runs
-
-        with self.rt.db.session() as session:
-            unfinished = bool(runs.unfinished_runs(session) or batches.unfinished_batches(session))
+        """At start-up: start polling — for what a previous process left unfinished, and for jobs of other
+        servers sharing the database, taken over if one dies. Returns how many jobs it can take now."""
         pending = len(self._next_jobs())
-        if unfinished:
-            self.wake()
+        self.wake()
         return pending
 
     @property

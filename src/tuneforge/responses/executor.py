@@ -18,7 +18,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, update
 
 from tuneforge.db import leases
 from tuneforge.db.models import ResponseRow, now_s
