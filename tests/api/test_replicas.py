@@ -22,6 +22,7 @@ import pytest
 
 from tuneforge.testing import free_port
 
+pytestmark = pytest.mark.slow  # real server processes, training and generation: minutes on a busy CI machine
 LEASE_S = 3.0
 PERSONA = [("What is your name?", "My name is Forge."), ("Who made you?", "I was trained with tuneforge."),
            ("What colour is the sky?", "The sky is blue."), ("Say hello.", "Hello there!"),
