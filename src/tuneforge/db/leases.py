@@ -24,6 +24,24 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+def owner_gone(worker_id: str | None) -> bool:
+    """True when ``worker_id`` names a process on this host that no longer exists (a restart on one box
+    need not wait for the lease to run out)."""
+    if not worker_id:
+        return False
+    host, _, rest = worker_id.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def available(row_type, worker_id: str, now: float | None = None):
     """The WHERE clause of rows ``worker_id`` may claim: unowned, expired, or its own."""
     now = time.time() if now is None else now
