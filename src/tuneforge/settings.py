@@ -40,7 +40,8 @@ class Settings(BaseSettings):
     )
     # replicas sharing one database (issue #15): claimed work carries a lease its server renews
     lease_s: float = Field(default=30.0, gt=0, description="Lease of claimed work (fine-tuning jobs, eval runs, "
-                           "batches, assistants runs, background responses): work whose server is silent this "
+                           "batches, assistants runs, background responses, vector-store files): work whose "
+                           "server is silent this "
                            "long is taken over by another server; worker_lease_s / run_lease_s override it")
     # fine-tuning worker (issue #4)
     worker_in_process: bool = Field(default=True, description="`tuneforge serve` runs a training worker too")

@@ -217,6 +217,9 @@ class VectorStoreFileRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     chunking_strategy: Mapped[str] = mapped_column(Text, nullable=False)
     attributes: Mapped[str | None] = mapped_column(Text)
+    # the server ingesting it holds a lease it renews (several servers may share the database)
+    worker_id: Mapped[str | None] = mapped_column(String(128))
+    lease_expires_at: Mapped[float | None] = mapped_column(Float)
 
 
 class VectorStoreFileBatchRow(Base):

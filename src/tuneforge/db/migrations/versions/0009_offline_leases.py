@@ -1,4 +1,4 @@
-"""leases on eval runs, batches and background responses: several servers can share one database
+"""leases on eval runs, batches, background responses and vector-store files: several servers share one database
 
 Revision ID: 0009
 Revises: 0008
@@ -12,7 +12,7 @@ down_revision = '0008'
 branch_labels = None
 depends_on = None
 
-TABLES = ('eval_runs', 'batches', 'responses')
+TABLES = ('eval_runs', 'batches', 'responses', 'vector_store_files')
 
 
 def upgrade() -> None:
