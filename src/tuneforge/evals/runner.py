@@ -150,7 +150,7 @@ class OfflineRunner:
             except Exception:
                 log.exception("offline runner: listing jobs failed")
                 jobs = []
-            failures = 0
+            worked = 0
             for kind, job_id in jobs:
                 if self._stop.is_set():
                     return
@@ -164,14 +164,14 @@ class OfflineRunner:
                     else:
                         await batches.process_batch(self.rt, job_id, self._stopping_for(job_id))
                     self.jobs_done += 1
+                    worked += 1
                 except Exception:
                     # one broken job must not stop the others; it stays unfinished and is retried next poll
                     log.exception("offline runner: %s %s failed", kind, job_id)
-                    failures += 1
                 finally:
                     try:  # done, stopped or failed: another server may take what is left at once
                         await asyncio.to_thread(self._release, job_id)
                     except Exception:  # noqa: BLE001 - the lease then simply runs out
                         log.exception("offline runner: releasing %s failed", job_id)
-            if not jobs or failures == len(jobs):
+            if not worked:  # nothing to do, all of it failed, or other servers won it: poll again later
                 await asyncio.to_thread(self._wake.wait, POLL_S)

@@ -18,15 +18,15 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from sqlalchemy import or_, update
+from sqlalchemy import or_, select, update
 
 from tuneforge.db import leases
 from tuneforge.db.models import ResponseRow, now_s
 
 log = logging.getLogger("tuneforge.responses")
 WORKERS = 2
-LOST_MESSAGE = ("The server running this background response stopped before it finished; a background "
-                "response cannot be resumed on another server. Create it again.")
+LOST_MESSAGE = ("The server running this background response stopped or restarted before it finished; a "
+                "background response cannot be resumed on another server. Create it again.")
 
 
 class BackgroundResponses:
@@ -43,10 +43,7 @@ class BackgroundResponses:
     def submit(self, plan) -> None:
         stop = threading.Event()
         with self._lock:
-            self._stops[plan.id] = stop
-        with self.rt.db.session() as session:  # the lease, before anything can look for lost work
-            session.execute(update(ResponseRow).where(ResponseRow.id == plan.id).values(
-                worker_id=self.id, lease_expires_at=time.time() + self.lease_s))
+            self._stops[plan.id] = stop  # its row was created with this server's lease (service.plan)
         self._start_heartbeat()
         self._pool.submit(self._run, plan, stop)
 
@@ -99,8 +96,8 @@ class BackgroundResponses:
                 log.exception("background responses: lease heartbeat failed")
 
     def sweep(self) -> int:
-        """Renew this server's leases; fail background responses whose lease ran out — or that never got one
-        (accepted by a server that died at once, or by a version before leases) and are older than a lease."""
+        """Renew this server's leases; fail background responses whose server is gone: lease expired, its
+        process on this host ended, or no lease at all (accepted by a version before leases)."""
         now = time.time()
         with self._lock:
             mine = list(self._stops)
@@ -108,12 +105,15 @@ class BackgroundResponses:
             if mine:
                 session.execute(update(ResponseRow).where(ResponseRow.id.in_(mine), ResponseRow.worker_id == self.id)
                                 .values(lease_expires_at=now + self.lease_s))
-            lost = or_(ResponseRow.lease_expires_at < now,
-                       (ResponseRow.lease_expires_at.is_(None)) & (ResponseRow.created_at < int(now - self.lease_s)))
-            result = session.execute(update(ResponseRow).where(
-                ResponseRow.background.is_(True), ResponseRow.status.in_(("queued", "in_progress")), lost)
-                .values(status="failed", completed_at=now_s(), worker_id=None, lease_expires_at=None,
-                        error=json.dumps({"code": "server_error", "message": LOST_MESSAGE})))
+            unfinished = (ResponseRow.background.is_(True), ResponseRow.status.in_(("queued", "in_progress")))
+            owners = session.scalars(select(ResponseRow.worker_id).where(
+                *unfinished, ResponseRow.lease_expires_at >= now).distinct()).all()
+            gone = [owner for owner in owners if leases.owner_gone(owner)]
+            lost = or_(ResponseRow.lease_expires_at.is_(None), ResponseRow.lease_expires_at < now,
+                       ResponseRow.worker_id.in_(gone))
+            result = session.execute(update(ResponseRow).where(*unfinished, lost).values(
+                status="failed", completed_at=now_s(), worker_id=None, lease_expires_at=None,
+                error=json.dumps({"code": "server_error", "message": LOST_MESSAGE})))
         if result.rowcount:
             log.warning("failed %d background response(s) whose server stopped", result.rowcount)
         return result.rowcount
@@ -124,3 +124,12 @@ class BackgroundResponses:
             for stop in self._stops.values():
                 stop.set()
         self._pool.shutdown(wait=True, cancel_futures=True)
+        try:  # what this server leaves unfinished fails now, not a lease later (nobody can resume it)
+            with self.rt.db.session() as session:
+                session.execute(update(ResponseRow).where(
+                    ResponseRow.worker_id == self.id, ResponseRow.background.is_(True),
+                    ResponseRow.status.in_(("queued", "in_progress"))).values(
+                    status="failed", completed_at=now_s(), worker_id=None, lease_expires_at=None,
+                    error=json.dumps({"code": "server_error", "message": LOST_MESSAGE})))
+        except Exception:  # noqa: BLE001 - the lease then runs out and another server fails them
+            log.exception("background responses: failing unfinished ones at shutdown failed")

@@ -64,7 +64,7 @@ async def create_response(rt: RuntimeDep, principal: PrincipalDep, request: Requ
 
     plan = await run_in_threadpool(_plan)
     if plan.background:
-        await run_in_threadpool(rt.background_responses.submit, plan)  # writes its lease
+        rt.background_responses.submit(plan)
         return plan.response("queued")
     generation = await service.Generation(rt, plan).start()
     if body.stream:
