@@ -94,3 +94,30 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     from tuneforge.models_zoo.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway PostgreSQL cluster for the whole session (its server URL, no database); skipped only
+    where no PostgreSQL server binaries exist (CI installs Debian's ``postgresql``, see ``.ci/run``)."""
+    from tuneforge.testing import PostgresUnavailable, postgres_cluster
+
+    try:
+        cluster = postgres_cluster()
+        url = cluster.__enter__()
+    except PostgresUnavailable as exc:
+        pytest.skip(str(exc))
+    try:
+        yield url
+    finally:
+        cluster.__exit__(None, None, None)
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """A fresh, empty database on the session's PostgreSQL cluster (one per test)."""
+    from uuid import uuid4
+
+    from tuneforge.testing import create_database
+
+    return create_database(postgres_server, f"tf_{uuid4().hex[:12]}")

@@ -100,7 +100,7 @@ class Runtime:
 
                 budget = Budget(self.settings.ingest_max_file_bytes, self.settings.ingest_file_timeout_s)
                 ingestor = self._ingestor = Ingestor(self.db, self.store, workers=self.settings.ingest_workers,
-                                                     budget=budget)
+                                                     budget=budget, lease_s=self.settings.lease_s)
                 self._closers.append(lambda: asyncio.get_running_loop().run_in_executor(None, ingestor.close))
             return self._ingestor
 

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -38,10 +38,16 @@ class Settings(BaseSettings):
     models_cache_dir: Path | None = Field(
         default=None, description="Where converted base-model weights are cached (default <data_dir>/models)"
     )
+    # replicas sharing one database (issue #15): claimed work carries a lease its server renews
+    lease_s: float = Field(default=30.0, gt=0, description="Lease of claimed work (fine-tuning jobs, eval runs, "
+                           "batches, assistants runs, background responses, vector-store files): work whose "
+                           "server is silent this "
+                           "long is taken over by another server; worker_lease_s / run_lease_s override it")
     # fine-tuning worker (issue #4)
     worker_in_process: bool = Field(default=True, description="`tuneforge serve` runs a training worker too")
     worker_concurrency: int = Field(default=1, ge=1, description="Training jobs run at once per worker")
-    worker_lease_s: float = Field(default=30.0, gt=0, description="A job whose worker is silent this long is requeued")
+    worker_lease_s: float | None = Field(default=None, gt=0, description="A job whose worker is silent this long is "
+                                  "requeued (default: lease_s)")
     worker_poll_s: float = Field(default=1.0, gt=0, description="How often an idle worker looks for jobs")
     train_threads: int | None = Field(default=None, description="Torch threads per job (default: all cores)")
     train_precision: Literal["auto", "bf16", "fp32"] = Field(
@@ -76,8 +82,9 @@ class Settings(BaseSettings):
                                        description="A vector-store file larger than this fails (invalid_file)")
     ingest_file_timeout_s: float = Field(default=600.0, ge=0, description="A vector-store file still ingesting "
                                          "after this long fails, so it cannot hold a worker forever")
-    run_lease_s: float = Field(default=30.0, gt=0, description="An in-progress assistants run whose server is "
-                               "silent this long is taken over (failed) by another server")
+    run_lease_s: float | None = Field(default=None, gt=0, description="An in-progress assistants run whose server is "
+                               "silent this long is taken over (failed) by another server (default: lease_s)"
+                               )
     run_max_s: float = Field(default=600.0, gt=0, description="An assistants run in progress longer than this "
                              "expires (OpenAI: 10 minutes)")
     upstreams: str | None = Field(default=None, description="JSON (or a path to a JSON/YAML file) mapping "
@@ -101,6 +108,14 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _default_leases(self) -> Settings:
+        if self.worker_lease_s is None:
+            self.worker_lease_s = self.lease_s
+        if self.run_lease_s is None:
+            self.run_lease_s = self.lease_s
+        return self
 
     @property
     def resolved_database_url(self) -> str:

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import glob
+import os
+import pwd
+import shutil
 import socket
+import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -60,3 +66,58 @@ def live_server(settings) -> Iterator[LiveServer]:
         yield server
     finally:
         server.stop()
+
+
+# -- a throwaway PostgreSQL --------------------------------------------------------------------------------
+class PostgresUnavailable(RuntimeError):
+    """No PostgreSQL server binaries here (or root without a ``postgres`` user to run them as)."""
+
+
+def postgres_bindir() -> str | None:
+    found = shutil.which("initdb")
+    if found:
+        return os.path.dirname(os.path.realpath(found))
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))  # Debian keeps them off PATH
+    return os.path.dirname(candidates[-1]) if candidates else None
+
+
+@contextmanager
+def postgres_cluster() -> Iterator[str]:
+    """A PostgreSQL cluster started with the machine's initdb/pg_ctl on a free loopback port, removed
+    afterwards; yields the server URL (``postgresql+psycopg://tf@127.0.0.1:PORT``) without a database."""
+    bindir = postgres_bindir()
+    if bindir is None:
+        raise PostgresUnavailable("no PostgreSQL server binaries (initdb) on this machine")
+    run_as: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses to run as root
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            raise PostgresUnavailable("running as root and there is no 'postgres' user to run initdb as") from None
+        run_as = ["runuser", "-u", "postgres", "--"]
+    root = tempfile.mkdtemp(prefix="tf-pg-")
+    os.chmod(root, 0o777)
+    data = os.path.join(root, "data")
+    port = free_port()
+    subprocess.run([*run_as, f"{bindir}/initdb", "-D", data, "-U", "tf", "--auth=trust", "-E", "UTF8"],
+                   check=True, capture_output=True)
+    subprocess.run([*run_as, f"{bindir}/pg_ctl", "-D", data, "-w", "-l", os.path.join(root, "log"), "-o",
+                    f"-p {port} -h 127.0.0.1 -k {root} -F", "start"], check=True, capture_output=True)
+    try:
+        yield f"postgresql+psycopg://tf@127.0.0.1:{port}"
+    finally:
+        subprocess.run([*run_as, f"{bindir}/pg_ctl", "-D", data, "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def create_database(server_url: str, name: str) -> str:
+    """``CREATE DATABASE name`` on a cluster from :func:`postgres_cluster`; returns its URL."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(f"{server_url}/postgres", isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        engine.dispose()
+    return f"{server_url}/{name}"

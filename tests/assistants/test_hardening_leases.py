@@ -82,3 +82,31 @@ def test_a_run_longer_than_the_limit_expires(with_tiny, live_server):
         thread_id, run_id = _start_long_run(client)
         run = _wait(client, thread_id, run_id)
     assert run.status == "expired"
+
+
+def test_a_second_server_leaves_queued_runs_reserved_by_the_first_alone(with_tiny, live_server):
+    """A queued run is reserved by the server that created it (a lease it renews): another server starting
+    up or sweeping does not take it — so a run streamed from its server is not run elsewhere."""
+    from tuneforge.db.models import RunRow
+    from tuneforge.db.session import Database
+
+    settings = with_tiny()
+    with live_server(settings) as first:
+        client = _client(first)
+        busy = [_start_long_run(client) for _ in range(2)]  # the executor's two workers are taken
+        assistant = client.beta.assistants.create(model="tiny-chat", instructions="Talk.")
+        thread = client.beta.threads.create(messages=[{"role": "user", "content": "Wait your turn."}])
+        waiting = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
+        db = Database(settings.resolved_database_url)
+        try:
+            with live_server(settings) as second:
+                time.sleep(0.5)  # its start-up sweep has run
+                with db.session() as session:
+                    row = session.get(RunRow, waiting.id)
+                    assert row.status == "queued" and row.worker_id == first.app.state.tuneforge.runs.id
+                    assert row.worker_id != second.app.state.tuneforge.runs.id
+        finally:
+            db.dispose()
+        for thread_id, run_id in [*busy, (thread.id, waiting.id)]:
+            client.beta.threads.runs.cancel(run_id, thread_id=thread_id)
+        assert _wait(client, thread.id, waiting.id).status == "cancelled"

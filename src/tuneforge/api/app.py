@@ -7,6 +7,7 @@ import time
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from tuneforge import __version__
@@ -45,9 +46,16 @@ log = logging.getLogger("tuneforge.api")
 
 def _open_runtime(settings: Settings) -> Runtime:
     rt = Runtime.open(settings)
-    with rt.db.session() as session:
-        get_or_create_project(session, DEFAULT_PROJECT)
-        files_service.purge_expired(session, rt.store)
+    try:
+        with rt.db.session() as session:
+            get_or_create_project(session, DEFAULT_PROJECT)
+    except IntegrityError:  # another server sharing the database created it at the same moment
+        pass
+    try:
+        with rt.db.session() as session:
+            files_service.purge_expired(session, rt.store)
+    except SQLAlchemyError:  # a replica starting at the same moment purged the same files first
+        log.warning("purging expired files failed; the next start-up retries", exc_info=True)
     return rt
 
 

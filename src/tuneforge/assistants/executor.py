@@ -14,11 +14,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import socket
 import threading
 import time
-import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -34,6 +31,7 @@ from tuneforge.assistants.objects import (
     run_object,
     step_object,
 )
+from tuneforge.db import leases
 from tuneforge.db.models import AssistantRow, MaskRow, MessageRow, RunRow, RunStepRow, ThreadRow, now_s
 from tuneforge.errors import TuneforgeError
 from tuneforge.ids import new_id
@@ -60,10 +58,11 @@ class RunExecutor:
         self._cancel: set[str] = set()
         self._expire: set[str] = set()
         self._running: set[str] = set()  # runs this executor holds the lease of
+        self._queued: set[str] = set()  # submitted, not started yet: their reservation is renewed too
         self._lock = threading.Lock()
         # Like training workers: runs are claimed with a lease renewed by a heartbeat, so several servers can
         # share one database and none fails another's runs at start-up.
-        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.id = leases.new_worker_id()
         settings = state.settings
         self.lease_s, self.max_s = settings.run_lease_s, settings.run_max_s
         self._stop = threading.Event()
@@ -71,6 +70,8 @@ class RunExecutor:
 
     # -- control --------------------------------------------------------------------------------
     def submit(self, run_id: str):
+        with self._lock:
+            self._queued.add(run_id)
         self._start_heartbeat()
         return self._pool.submit(self._execute_safely, run_id)
 
@@ -101,13 +102,10 @@ class RunExecutor:
             self._cancel.add(run_id)
 
     def recover(self) -> None:
-        """At start-up: queued runs are run (the claim decides which server runs each); runs in progress are
-        left to their servers, and failed only once their lease lapsed (see :meth:`sweep`)."""
+        """At start-up: queued runs whose server is gone are run here (the claim decides which server runs
+        each); runs in progress are left to their servers, and failed only once their lease lapsed. The
+        heartbeat keeps doing both (see :meth:`sweep`)."""
         self.sweep()
-        with self.db.session() as session:
-            queued = session.scalars(select(RunRow.id).where(RunRow.status == "queued")).all()
-        for run_id in queued:
-            self.submit(run_id)
         self._start_heartbeat()
 
     def close(self) -> None:
@@ -131,15 +129,21 @@ class RunExecutor:
                 log.exception("run lease heartbeat failed")
 
     def sweep(self) -> None:
-        """Renew this executor's leases; expire its runs older than ``run_max_s``; fail runs whose server
-        stopped renewing theirs."""
+        """Renew this executor's leases (runs in progress, and queued runs it reserved); expire its runs
+        older than ``run_max_s``; fail runs in progress whose server stopped renewing theirs; take queued runs
+        whose server is gone (lease expired, or its process on this host ended)."""
         now = time.time()
         with self._lock:
-            mine = set(self._running)
+            mine, queued = set(self._running), set(self._queued) - self._running
+        adopt = []
         with self.db.session() as session:
             if mine:
                 session.execute(update(RunRow).where(RunRow.id.in_(mine), RunRow.worker_id == self.id)
                                 .values(lease_expires_at=now + self.lease_s))
+            if queued:
+                session.execute(update(RunRow).where(RunRow.id.in_(queued), RunRow.status == "queued",
+                                                     leases.available(RunRow, self.id, now))
+                                .values(worker_id=self.id, lease_expires_at=now + self.lease_s))
             active = session.execute(select(RunRow.id, RunRow.worker_id, RunRow.lease_expires_at, RunRow.started_at)
                                      .where(RunRow.status.in_(("in_progress", "cancelling")))).all()
             for run_id, worker, lease, started in active:
@@ -148,15 +152,29 @@ class RunExecutor:
                         with self._lock:
                             self._expire.add(run_id)
                     continue
-                if lease is None or lease < now:  # its server stopped (or predates leases)
+                gone = leases.owner_gone(worker)
+                if lease is None or lease < now or gone:  # its server stopped (or predates leases)
+                    lapsed = (RunRow.lease_expires_at.is_(None)) | (RunRow.lease_expires_at < now)
+                    if gone:
+                        lapsed = lapsed | (RunRow.worker_id == worker)
                     won = session.execute(
                         update(RunRow).where(RunRow.id == run_id, RunRow.status.in_(("in_progress", "cancelling")),
-                                             (RunRow.lease_expires_at.is_(None)) | (RunRow.lease_expires_at < now))
+                                             lapsed)
                         .values(status="failed", failed_at=int(now), worker_id=None, lease_expires_at=None,
                                 last_error=json.dumps({"code": "server_error", "message": "The server running "
                                                        "this run stopped while it was in progress."})))
                     if won.rowcount:
                         log.warning("run %s: its server (%s) stopped; failed", run_id, worker)
+            waiting = session.execute(select(RunRow.id, RunRow.worker_id, RunRow.lease_expires_at, RunRow.created_at)
+                                      .where(RunRow.status == "queued")).all()
+            for run_id, worker, lease, created in waiting:
+                if run_id in queued or run_id in mine:
+                    continue
+                unowned_long = worker is None and (created or 0) < now - self.lease_s  # (rows from before leases)
+                if unowned_long or (lease is not None and lease < now) or leases.owner_gone(worker):
+                    adopt.append(run_id)
+        for run_id in adopt:
+            self.submit(run_id)
 
     # -- one run --------------------------------------------------------------------------------
     def _emit(self, run_id: str, event: str, data: dict) -> None:
@@ -182,6 +200,7 @@ class RunExecutor:
                 self._cancel.discard(run_id)
                 self._expire.discard(run_id)
                 self._running.discard(run_id)
+                self._queued.discard(run_id)
             self.bus.publish(run_id, DONE)
 
     def _check(self, ctx: dict, *, force_db: bool = False) -> None:
@@ -211,9 +230,14 @@ class RunExecutor:
                 self._emit(run_id, "thread.run.expired", run_object(run))
                 return
             # The claim: one UPDATE guarded by the status, so of several servers exactly one runs it.
-            claimed = session.execute(update(RunRow).where(RunRow.id == run_id, RunRow.status == "queued").values(
-                status="in_progress", started_at=now_s(), worker_id=self.id,
-                lease_expires_at=time.time() + self.lease_s))
+            # Queued runs are reserved by the server that created them: taken here if it is this one, or if that
+            # server is gone.
+            available = leases.available(RunRow, self.id)
+            if leases.owner_gone(run.worker_id):
+                available = available | (RunRow.worker_id == run.worker_id)
+            claimed = session.execute(update(RunRow).where(RunRow.id == run_id, RunRow.status == "queued", available)
+                                      .values(status="in_progress", started_at=now_s(), worker_id=self.id,
+                                              lease_expires_at=time.time() + self.lease_s))
             session.commit()
             if not claimed.rowcount:
                 return

@@ -4,6 +4,7 @@ Execution is in :mod:`tuneforge.assistants.executor`. No FastAPI here."""
 from __future__ import annotations
 
 import json
+import time
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -76,8 +77,11 @@ def create_run(state, session: Session, project_id: str, thread: ThreadRow, body
         service._add_message(session, thread, message if isinstance(message, dict) else {},
                              f"additional_messages[{i}].")
     now = now_s()
+    # reserved by this server's executor (a lease it renews): another server sharing the database takes it
+    # only if this one dies before running it
     run = RunRow(id=new_id("run_"), thread_id=thread.id, project_id=project_id, assistant_id=assistant.id,
-                 created_at=now, status="queued", model=model,
+                 created_at=now, status="queued", model=model, worker_id=state.runs.id,
+                 lease_expires_at=time.time() + state.runs.lease_s,
                  instructions=body["instructions"] if body.get("instructions") is not None else assistant.instructions,
                  additional_instructions=body.get("additional_instructions"), tools=json.dumps(tools),
                  mask_id=mask_id, expires_at=now + RUN_TTL_S,

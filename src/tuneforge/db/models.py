@@ -223,6 +223,9 @@ class VectorStoreFileRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     chunking_strategy: Mapped[str] = mapped_column(Text, nullable=False)
     attributes: Mapped[str | None] = mapped_column(Text)
+    # the server ingesting it holds a lease it renews (several servers may share the database)
+    worker_id: Mapped[str | None] = mapped_column(String(128))
+    lease_expires_at: Mapped[float | None] = mapped_column(Float)
 
 
 class VectorStoreFileBatchRow(Base):
@@ -429,6 +432,9 @@ class ResponseRow(Base):
     incomplete_details: Mapped[str | None] = mapped_column(Text)
     metadata_json: Mapped[str | None] = mapped_column("metadata", Text)
     control: Mapped[str | None] = mapped_column(String(16))
+    # the server working on it holds a lease it renews (several servers may share the database)
+    worker_id: Mapped[str | None] = mapped_column(String(128))
+    lease_expires_at: Mapped[float | None] = mapped_column(Float)
 
 
 class ConversationRow(Base):
@@ -502,6 +508,9 @@ class EvalRunRow(Base):
     created_at: Mapped[int] = mapped_column(BigInteger, default=now_s, nullable=False)
     started_at: Mapped[int | None] = mapped_column(BigInteger)
     finished_at: Mapped[int | None] = mapped_column(BigInteger)
+    # the server working on it holds a lease it renews (several servers may share the database)
+    worker_id: Mapped[str | None] = mapped_column(String(128))
+    lease_expires_at: Mapped[float | None] = mapped_column(Float)
 
 
 class EvalItemRow(Base):
@@ -548,6 +557,9 @@ class BatchRow(Base):
     failed_at: Mapped[int | None] = mapped_column(BigInteger)
     cancelling_at: Mapped[int | None] = mapped_column(BigInteger)
     cancelled_at: Mapped[int | None] = mapped_column(BigInteger)
+    # the server working on it holds a lease it renews (several servers may share the database)
+    worker_id: Mapped[str | None] = mapped_column(String(128))
+    lease_expires_at: Mapped[float | None] = mapped_column(Float)
 
 
 class BatchRequestRow(Base):

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from tuneforge.db import leases
 from tuneforge.db.models import BatchRequestRow, BatchRow, now_s
 from tuneforge.db.pagination import check_limit, paginate
 from tuneforge.errors import Conflict, InvalidRequest, NotFound, TuneforgeError
@@ -172,8 +173,11 @@ def cancel_batch(session: Session, project_id: str, batch_id: str) -> dict:
     return batch_object(session, row)
 
 
-def unfinished_batches(session: Session) -> list[str]:
-    return list(session.scalars(select(BatchRow.id).where(BatchRow.status.in_(UNFINISHED)).order_by(BatchRow.id)))
+def unfinished_batches(session: Session, *, available_to: str | None = None) -> list[str]:
+    stmt = select(BatchRow.id).where(BatchRow.status.in_(UNFINISHED))
+    if available_to is not None:
+        stmt = stmt.where(leases.available(BatchRow, available_to))
+    return list(session.scalars(stmt.order_by(BatchRow.id)))
 
 
 # ---------------------------------------------------------------------------------------- running
@@ -201,11 +205,12 @@ def _status(rt: Runtime, batch_id: str) -> str | None:
 
 
 def _save(rt: Runtime, request_id: str, status: str, output: str, usage: dict) -> None:
+    # conditional: a line answered already (by a server that held the batch before) stays as it is
     with rt.db.session() as session:
-        row = session.get(BatchRequestRow, request_id)
-        row.status, row.output = status, output
-        row.prompt_tokens = int(usage.get("prompt_tokens") or 0)
-        row.completion_tokens = int(usage.get("completion_tokens") or 0)
+        session.execute(update(BatchRequestRow).where(BatchRequestRow.id == request_id,
+                                                      BatchRequestRow.status == "pending")
+                        .values(status=status, output=output, prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                                completion_tokens=int(usage.get("completion_tokens") or 0)))
 
 
 async def _one(rt: Runtime, project_id: str, endpoint: str, request_id: str, custom_id: str, body: dict) -> None:

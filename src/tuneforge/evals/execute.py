@@ -125,12 +125,12 @@ def _status(rt: Runtime, run_id: str) -> str | None:
 
 
 def _save(rt: Runtime, item_id: str, status: str, sample: dict, results: list, usage: dict) -> None:
+    # conditional: an item graded already (by a server that held the run before) stays as it is, and a
+    # deleted run's items are gone
     with rt.db.session() as session:
-        row = session.get(EvalItemRow, item_id)
-        if row is None:  # the run was deleted meanwhile
-            return
-        row.status, row.sample, row.results = status, json.dumps(sample), json.dumps(results)
-        row.usage = json.dumps(usage)
+        session.execute(update(EvalItemRow).where(EvalItemRow.id == item_id, EvalItemRow.status == "pending")
+                        .values(status=status, sample=json.dumps(sample), results=json.dumps(results),
+                                usage=json.dumps(usage)))
 
 
 def _finish(rt: Runtime, run_id: str, first_error: dict | None) -> None:

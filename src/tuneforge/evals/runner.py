@@ -1,11 +1,17 @@
 """The offline runner: one background thread with its own event loop that works through eval runs and
-batches, oldest first, one job at a time (its items concurrently, so the engine batches them). Each poll
-also turns new fine-tuning checkpoints of jobs with a ``validation_eval`` into eval runs
+batches, oldest first, one job at a time (its items concurrently, so the engine batches them). It polls
+from start-up on (one cheap query every few seconds), as another server's job may need taking over. Each
+poll also turns new fine-tuning checkpoints of jobs with a ``validation_eval`` into eval runs
 (``evals.checkpoint_scoring``).
 
 Jobs live in the database, so the runner keeps no state of its own: ``resume()`` at start-up picks up
 what a previous process left unfinished, ``wake()`` after a create or cancel saves waiting for the next
 poll. Generation requests it makes are background priority: interactive requests are admitted first.
+
+Several servers may share the database: a job is claimed with a lease (``tuneforge.db.leases``) that a
+heartbeat thread renews, so exactly one server works on it; a job whose server died is taken over once
+its lease ran out, and resumes at its first pending item (finished items are one commit each and are
+never redone). A server that loses a lease (it stalled past it and another took over) stops that job.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ import asyncio
 import logging
 import threading
 from typing import TYPE_CHECKING
+
+from tuneforge.db import leases
 
 if TYPE_CHECKING:
     from tuneforge.runtime import Runtime
@@ -32,20 +40,21 @@ class OfflineRunner:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task | None = None
         self.jobs_done = 0
+        self.id = leases.new_worker_id()
+        self.lease_s = rt.settings.lease_s
+        self._held: dict[str, type] = {}  # job id -> row type, the leases this runner renews
+        self._lost: set[str] = set()  # jobs another server took over: stop working on them
+        self._heartbeat: threading.Thread | None = None
 
     def wake(self) -> None:
         self._ensure_started()
         self._wake.set()
 
     def resume(self) -> int:
-        """Start the thread if there is unfinished work (a restart); returns how many jobs are waiting."""
-        from tuneforge.evals import checkpoint_scoring
-
+        """At start-up: start polling — for what a previous process left unfinished, and for jobs of other
+        servers sharing the database, taken over if one dies. Returns how many jobs it can take now."""
         pending = len(self._next_jobs())
-        with self.rt.db.session() as session:
-            scoring = checkpoint_scoring.has_work(session)
-        if pending or scoring:
-            self.wake()
+        self.wake()
         return pending
 
     @property
@@ -71,14 +80,54 @@ class OfflineRunner:
             if self._thread is None and not self._stop.is_set():
                 self._thread = threading.Thread(target=self._main, name="tuneforge-offline", daemon=True)
                 self._thread.start()
+                self._heartbeat = threading.Thread(target=self._beat, name="tuneforge-offline-lease", daemon=True)
+                self._heartbeat.start()
 
     def _next_jobs(self) -> list[tuple[str, str]]:
+        """Unfinished jobs this server may claim (unowned, lease expired, or its own), oldest first."""
         from tuneforge.evals import batches, runs
 
         with self.rt.db.session() as session:
-            jobs = [("run", r) for r in runs.unfinished_runs(session)]
-            jobs += [("batch", b) for b in batches.unfinished_batches(session)]
+            jobs = [("run", r) for r in runs.unfinished_runs(session, available_to=self.id)]
+            jobs += [("batch", b) for b in batches.unfinished_batches(session, available_to=self.id)]
         return sorted(jobs, key=lambda job: job[1].split("_", 1)[-1])  # ids sort by creation time
+
+    # -- leases --------------------------------------------------------------------------------------
+    def _beat(self) -> None:
+        while not self._stop.wait(max(0.05, self.lease_s / 3)):
+            with self._lock:
+                held = dict(self._held)
+            try:
+                with self.rt.db.session() as session:
+                    for row_type in set(held.values()):
+                        lost = leases.renew(session, row_type, [j for j, t in held.items() if t is row_type],
+                                            self.id, self.lease_s)
+                        for job_id in lost:
+                            log.warning("offline runner: %s was taken over by another server; stopping it", job_id)
+                        with self._lock:
+                            self._lost |= {j for j in lost if j in self._held}
+            except Exception:  # noqa: BLE001 - a database hiccup must not stop the heartbeat
+                log.exception("offline runner: renewing leases failed")
+
+    def _claim(self, row_type, job_id: str, statuses) -> bool:
+        with self.rt.db.session() as session:
+            won = leases.claim(session, row_type, job_id, self.id, self.lease_s, statuses=statuses)
+        if won:
+            with self._lock:
+                self._held[job_id] = row_type
+                self._lost.discard(job_id)
+        return won
+
+    def _release(self, job_id: str) -> None:
+        with self._lock:
+            row_type = self._held.pop(job_id, None)
+            self._lost.discard(job_id)
+        if row_type is not None:
+            with self.rt.db.session() as session:
+                leases.release(session, row_type, job_id, self.id)
+
+    def _stopping_for(self, job_id: str):
+        return lambda: self._stop.is_set() or job_id in self._lost
 
     def _main(self) -> None:
         async def main() -> None:
@@ -93,7 +142,8 @@ class OfflineRunner:
         asyncio.run(main())
 
     async def _work(self) -> None:
-        from tuneforge.evals import batches, checkpoint_scoring, execute
+        from tuneforge.db.models import BatchRow, EvalRunRow
+        from tuneforge.evals import batches, checkpoint_scoring, execute, runs
 
         while not self._stop.is_set():
             self._wake.clear()
@@ -106,19 +156,28 @@ class OfflineRunner:
             except Exception:
                 log.exception("offline runner: listing jobs failed")
                 jobs = []
-            failures = 0
+            worked = 0
             for kind, job_id in jobs:
                 if self._stop.is_set():
                     return
+                row_type, statuses = (EvalRunRow, runs.UNFINISHED) if kind == "run" else (BatchRow,
+                                                                                          batches.UNFINISHED)
                 try:
+                    if not await asyncio.to_thread(self._claim, row_type, job_id, statuses):
+                        continue  # another server holds it (or it just finished)
                     if kind == "run":
-                        await execute.process_run(self.rt, job_id, self._stop.is_set)
+                        await execute.process_run(self.rt, job_id, self._stopping_for(job_id))
                     else:
-                        await batches.process_batch(self.rt, job_id, self._stop.is_set)
+                        await batches.process_batch(self.rt, job_id, self._stopping_for(job_id))
                     self.jobs_done += 1
+                    worked += 1
                 except Exception:
                     # one broken job must not stop the others; it stays unfinished and is retried next poll
                     log.exception("offline runner: %s %s failed", kind, job_id)
-                    failures += 1
-            if not jobs or failures == len(jobs):
+                finally:
+                    try:  # done, stopped or failed: another server may take what is left at once
+                        await asyncio.to_thread(self._release, job_id)
+                    except Exception:  # noqa: BLE001 - the lease then simply runs out
+                        log.exception("offline runner: releasing %s failed", job_id)
+            if not worked:  # nothing to do, all of it failed, or other servers won it: poll again later
                 await asyncio.to_thread(self._wake.wait, POLL_S)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from tuneforge.db import leases
 from tuneforge.db.models import EvalItemRow, EvalRow, EvalRunRow, now_s
 from tuneforge.db.pagination import check_limit, paginate
 from tuneforge.errors import Conflict, InvalidRequest, NotFound
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from tuneforge.runtime import Runtime
 
 TERMINAL = ("completed", "failed", "canceled")
+UNFINISHED = ("queued", "in_progress")
 RUN_STATUSES = ("queued", "in_progress", "completed", "failed", "canceled")
 
 
@@ -166,10 +168,13 @@ def retrieve_item(session: Session, project_id: str, eval_id: str, run_id: str, 
     return item_object(row, run)
 
 
-def unfinished_runs(session: Session) -> list[str]:
-    """Runs the runner still owes work to, oldest first (after a restart: the ones it was doing)."""
-    return list(session.scalars(select(EvalRunRow.id).where(EvalRunRow.status.in_(("queued", "in_progress")))
-                                .order_by(EvalRunRow.id)))
+def unfinished_runs(session: Session, *, available_to: str | None = None) -> list[str]:
+    """Runs the runner still owes work to, oldest first (after a restart: the ones it was doing); with
+    ``available_to``, only those that server may claim (see ``tuneforge.db.leases``)."""
+    stmt = select(EvalRunRow.id).where(EvalRunRow.status.in_(UNFINISHED))
+    if available_to is not None:
+        stmt = stmt.where(leases.available(EvalRunRow, available_to))
+    return list(session.scalars(stmt.order_by(EvalRunRow.id)))
 
 
 def eval_of(session: Session, run: EvalRunRow) -> EvalRow:

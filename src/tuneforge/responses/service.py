@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -144,13 +145,16 @@ def plan(rt, session: Session, project_id: str, body: ResponseCreateRequest) -> 
                   found, logprobs, body.store is not False, bool(body.background), body.previous_response_id,
                   conversation.id if conversation is not None else None, body.metadata)
     if result.store:
+        # a background response is leased by this server from the start: others fail it only if it dies
+        lease = {"worker_id": rt.background_responses.id,
+                 "lease_expires_at": time.time() + rt.background_responses.lease_s} if result.background else {}
         session.add(ResponseRow(
             id=result.id, project_id=project_id, created_at=result.created_at,
             status="queued" if result.background else "in_progress", model=body.model, stored=True,
             background=result.background, previous_response_id=body.previous_response_id,
             conversation_id=result.conversation_id, params=json.dumps(result.params, ensure_ascii=False),
             context=json.dumps(context, ensure_ascii=False), input_items=json.dumps(input_items, ensure_ascii=False),
-            metadata_json=json.dumps(body.metadata, ensure_ascii=False) if body.metadata else None))
+            metadata_json=json.dumps(body.metadata, ensure_ascii=False) if body.metadata else None, **lease))
         session.commit()
     return result
 
