@@ -139,9 +139,10 @@ def message_object(row: MessageRow) -> dict:
 
 def run_object(row: RunRow) -> dict:
     return {"id": row.id, "object": "thread.run", "created_at": row.created_at, "thread_id": row.thread_id,
-            "assistant_id": row.assistant_id, "status": row.status, "required_action": None,
+            "assistant_id": row.assistant_id, "status": row.status,
+            "required_action": loads(row.required_action) if row.status == "requires_action" else None,
             "last_error": loads(row.last_error), "expires_at": row.expires_at if row.status in
-            ("queued", "in_progress", "cancelling") else None, "started_at": row.started_at,
+            ("queued", "in_progress", "cancelling", "requires_action") else None, "started_at": row.started_at,
             "cancelled_at": row.cancelled_at, "failed_at": row.failed_at, "completed_at": row.completed_at,
             "incomplete_details": loads(row.incomplete_details), "model": row.model,
             "instructions": row.instructions or "", "tools": json.loads(row.tools),

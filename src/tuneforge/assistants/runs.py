@@ -8,7 +8,7 @@ import json
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tuneforge.assistants import service
+from tuneforge.assistants import functions, service
 from tuneforge.assistants.masks import get_mask
 from tuneforge.assistants.objects import (
     check_response_format,
@@ -134,8 +134,21 @@ def cancel_run(session: Session, project_id: str, thread_id: str, run_id: str) -
         row.status, row.cancelled_at = "cancelled", now_s()
     elif row.status == "in_progress":
         row.status, row.control = "cancelling", "cancel"
+    elif row.status == "requires_action":  # no worker holds it: cancelled at once
+        functions.end_waiting(session, row, "cancelled")
     elif row.status != "cancelling":
         raise InvalidRequest(f"Cannot cancel run with status '{row.status}'.", param="run_id")
+    session.commit()
+    return row
+
+
+def submit_tool_outputs(session: Session, project_id: str, thread_id: str, run_id: str, body: dict) -> RunRow:
+    """Outputs for every call the run waits on; the run is queued again (the caller submits it)."""
+    row = get_run(session, project_id, thread_id, run_id)
+    outputs = body.get("tool_outputs")
+    if not isinstance(outputs, list):
+        raise InvalidRequest("'tool_outputs' must be a list.", param="tool_outputs")
+    functions.submit_outputs(session, row, outputs)
     session.commit()
     return row
 
