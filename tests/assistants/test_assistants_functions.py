@@ -96,6 +96,15 @@ def test_named_function_on_the_run_cancel_while_waiting_and_tool_choice_none(cli
     c = client
     assistant = c.beta.assistants.create(model="tiny-chat")  # no tools on the assistant: the run brings them
     t = _thread(c, "What time is it in Tokyo?")
+    # checked when the run is created, not when it fails later
+    for bad, param in (({"type": "function", "function": {"name": "nope"}}, "tool_choice"),
+                       ({"type": "file_search"}, "tool_choice"), ({"type": "function"}, "tool_choice.function.name")):
+        with pytest.raises(openai.BadRequestError) as err:
+            c.beta.threads.runs.create(thread_id=t.id, assistant_id=assistant.id, tools=[WEATHER], tool_choice=bad)
+        assert err.value.body["param"] == param
+    with pytest.raises(openai.BadRequestError) as err:
+        c.beta.assistants.create(model="tiny-chat", tools=[{"type": "function", "function": {"name": "no spaces"}}])
+    assert err.value.body["param"] == "tools[0].function.name"
     run = c.beta.threads.runs.create_and_poll(
         thread_id=t.id, assistant_id=assistant.id, tools=[WEATHER, TIME], max_completion_tokens=160,
         parallel_tool_calls=False, temperature=0, tool_choice={"type": "function", "function": {"name": "get_time"}},

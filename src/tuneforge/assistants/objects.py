@@ -7,6 +7,7 @@ models without validation and a missing field raises ``AttributeError`` on acces
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from tuneforge.db.models import AssistantRow, MessageRow, RunRow, RunStepRow, ThreadRow
@@ -14,6 +15,7 @@ from tuneforge.errors import InvalidRequest
 from tuneforge.retrieval.meta import loads
 
 TOOL_TYPES = ("file_search", "function", "code_interpreter")
+_FUNCTION_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")  # as chat completions (serving.structured)
 DEFAULT_MAX_RESULTS = 5  # small local models have small contexts; OpenAI's default is 20 for gpt-4*
 
 
@@ -51,6 +53,13 @@ def check_tools(tools: Any, param: str = "tools") -> list[dict]:
             if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
                 raise InvalidRequest("A function tool needs 'function': {name, description?, parameters?}.",
                                      param=f"{param}[{i}].function")
+            if not _FUNCTION_NAME.match(fn["name"]):
+                raise InvalidRequest("Function names are 1-64 letters, digits, '_' or '-'.",
+                                     param=f"{param}[{i}].function.name")
+            params = fn.get("parameters")
+            if params is not None and (not isinstance(params, dict) or params.get("type", "object") != "object"):
+                raise InvalidRequest("'function.parameters' must be a JSON schema of an object.",
+                                     param=f"{param}[{i}].function.parameters")
             out.append({"type": "function", "function": fn})
     return out
 

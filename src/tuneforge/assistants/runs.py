@@ -38,9 +38,16 @@ def _positive(body: dict, key: str, minimum: int) -> int | None:
 def _tool_choice(value):
     if value is None or value in ("none", "auto", "required"):
         return value
-    if isinstance(value, dict) and value.get("type") in ("file_search", "function"):
-        return value
-    raise InvalidRequest("tool_choice must be 'none', 'auto', 'required' or {'type': 'file_search'}.",
+    if isinstance(value, dict) and value.get("type") == "file_search":
+        return {"type": "file_search"}
+    if isinstance(value, dict) and value.get("type") == "function":
+        name = (value.get("function") or {}).get("name") if isinstance(value.get("function"), dict) else None
+        if not isinstance(name, str):
+            raise InvalidRequest("tool_choice {'type': 'function'} needs 'function': {'name': ...}.",
+                                 param="tool_choice.function.name")
+        return {"type": "function", "function": {"name": name}}
+    raise InvalidRequest("tool_choice must be 'none', 'auto', 'required', {'type': 'file_search'} or "
+                         "{'type': 'function', 'function': {'name': ...}}.",
                          param="tool_choice")
 
 
@@ -72,6 +79,13 @@ def create_run(state, session: Session, project_id: str, thread: ThreadRow, body
         loads(assistant.metadata_json, {}).get("mask")
     mask_id = get_mask(session, project_id, mask).id if mask else None
     tools = check_tools(body["tools"]) if body.get("tools") is not None else json.loads(assistant.tools)
+    choice = _tool_choice(body.get("tool_choice"))
+    if isinstance(choice, dict):  # a forced tool must be one the run has
+        kind = choice["type"]
+        name = (choice.get("function") or {}).get("name") if kind == "function" else None
+        if not any(t["type"] == kind and (name is None or t["function"]["name"] == name) for t in tools):
+            raise InvalidRequest(f"tool_choice names a {kind} tool{f' {name!r}' if name else ''} that is not in "
+                                 "the run's tools.", param="tool_choice")
     for i, message in enumerate(body.get("additional_messages") or []):
         service._add_message(session, thread, message if isinstance(message, dict) else {},
                              f"additional_messages[{i}].")
@@ -86,7 +100,7 @@ def create_run(state, session: Session, project_id: str, thread: ThreadRow, body
                  max_prompt_tokens=_positive(body, "max_prompt_tokens", 256),
                  max_completion_tokens=_positive(body, "max_completion_tokens", 1),
                  truncation_strategy=dumps(_truncation(body.get("truncation_strategy"))),
-                 tool_choice=dumps(_tool_choice(body.get("tool_choice"))),
+                 tool_choice=dumps(choice),
                  parallel_tool_calls=bool(body.get("parallel_tool_calls", True)),
                  response_format=dumps(check_response_format(body.get("response_format"))) or assistant.response_format,
                  metadata_json=dumps(check_metadata(body.get("metadata"))))
