@@ -34,7 +34,7 @@ def test_smollm2_run_calls_the_function_and_answers_with_its_output(make_setting
         t = c.beta.threads.create(messages=[{"role": "user", "content": "What's the weather like in Paris today?"}])
         run = c.beta.threads.runs.create_and_poll(thread_id=t.id, assistant_id=assistant.id, tool_choice="required",
                                                   parallel_tool_calls=False, temperature=0,
-                                                  max_completion_tokens=160, poll_interval_ms=100)
+                                                  max_completion_tokens=64, poll_interval_ms=100)
         assert run.status == "requires_action", run.last_error
         call = run.required_action.submit_tool_outputs.tool_calls[0]
         assert call.function.name == "get_weather"
