@@ -7,7 +7,9 @@ vector stores with the latest user message) → prompt within the model's contex
 asked, ``expired`` when it waited past ``expires_at``). Every transition is committed before its
 event is published, so a client that polls never sees a state a stream has not announced.
 Cancellation is checked between generated tokens (in memory, and in the database once a second,
-for a cancel that reached another process).
+for a cancel that reached another process). Runs with function tools answer through
+:mod:`functions` (calls → ``requires_action``; after ``submit_tool_outputs`` the run is queued again and
+``started_at`` restarts, so ``run_max_s`` bounds each stretch in progress, not the wait for outputs).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from tuneforge.assistants import functions
 from tuneforge.assistants import prompt as prompt_mod
@@ -213,7 +215,7 @@ class RunExecutor:
                 return
             # The claim: one UPDATE guarded by the status, so of several servers exactly one runs it.
             claimed = session.execute(update(RunRow).where(RunRow.id == run_id, RunRow.status == "queued").values(
-                status="in_progress", started_at=func.coalesce(RunRow.started_at, now_s()), worker_id=self.id,
+                status="in_progress", started_at=now_s(), worker_id=self.id,
                 lease_expires_at=time.time() + self.lease_s))
             session.commit()
             if not claimed.rowcount:
