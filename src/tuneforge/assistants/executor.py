@@ -7,7 +7,9 @@ vector stores with the latest user message) → prompt within the model's contex
 asked, ``expired`` when it waited past ``expires_at``). Every transition is committed before its
 event is published, so a client that polls never sees a state a stream has not announced.
 Cancellation is checked between generated tokens (in memory, and in the database once a second,
-for a cancel that reached another process).
+for a cancel that reached another process). Runs with function tools answer through
+:mod:`functions` (calls → ``requires_action``; after ``submit_tool_outputs`` the run is queued again and
+``started_at`` restarts, so ``run_max_s`` bounds each stretch in progress, not the wait for outputs).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import select, update
 
+from tuneforge.assistants import functions
 from tuneforge.assistants import prompt as prompt_mod
 from tuneforge.assistants.events import DONE, EventBus
 from tuneforge.assistants.generation import ANSWER_RESERVE, EngineBackend
@@ -252,6 +255,7 @@ class RunExecutor:
             tools = json.loads(run.tools)
             fs_tool = next((t for t in tools if t["type"] == "file_search"), None)
             choice = loads(run.tool_choice, "auto")
+            calls = functions.load(session, run, tools, choice)  # function tools; earlier turns when resumed
             store_ids = []
             for owner in (assistant, thread):
                 res = loads(owner.tool_resources if owner else None, {}) or {}
@@ -274,7 +278,9 @@ class RunExecutor:
             model = self.backend.model(session, run.model, run.project_id)
         self._check(ctx)
         results = []
-        if fs_tool is not None and choice != "none" and store_ids:
+        if calls.resumed:  # after submit_tool_outputs: the first turn's search results, not a new search
+            results = calls.earlier_results
+        elif fs_tool is not None and choice != "none" and store_ids:
             results = self._file_search(ctx, fs_tool, list(dict.fromkeys(store_ids)), turns)
         self._check(ctx)
         # The prompt leaves room for the answer; the answer is capped only by a budget the client (or the
@@ -283,10 +289,14 @@ class RunExecutor:
         budget = model.context_length - (completion_budget or min(ANSWER_RESERVE, model.context_length // 4))
         if max_prompt:
             budget = min(budget, max_prompt)
+        budget -= calls.cost(model.count)
         built = prompt_mod.build(system_parts=system_parts, few_shot=few_shot, turns=turns, results=results,
                                  summary=summary, summary_upto=summary_upto, budget=budget, count=model.count,
                                  count_messages=model.count_messages)
-        self._answer(ctx, model, built, completion_budget, sampling, summary)
+        if calls.active:
+            functions.answer(self, ctx, model, built, calls, completion_budget, sampling, summary)
+        else:
+            self._answer(ctx, model, built, completion_budget, sampling, summary)
 
     def _new_step(self, ctx: dict, kind: str, details: dict) -> None:
         with self.db.session() as session:
@@ -330,7 +340,9 @@ class RunExecutor:
             obj = step_object(step)
         self._emit(ctx["run_id"], "thread.run.step.completed", obj)
 
-    def _answer(self, ctx: dict, model, built, completion_budget: int | None, sampling: dict, old_summary) -> None:
+    def _answer(self, ctx: dict, model, built, completion_budget: int | None, sampling: dict, old_summary,
+                generate=None) -> None:
+        """A message answer; ``generate`` (the backend's by default) is where its text comes from."""
         run_id = ctx["run_id"]
         with self.db.session() as session:
             if built.summary != old_summary or built.summary_upto:
@@ -360,7 +372,7 @@ class RunExecutor:
                 return True
             return False
 
-        outcome = self.backend.generate(model, built.messages, max_tokens=completion_budget,
+        outcome = (generate or self.backend.generate)(model, built.messages, max_tokens=completion_budget,
                                         on_delta=on_delta, should_stop=should_stop, **sampling)
         if outcome.finish_reason == "cancelled":
             ctx["partial"] = outcome.text
@@ -392,7 +404,7 @@ class RunExecutor:
         self._complete_step(ctx, None, usage)
         with self.db.session() as session:
             run = session.get(RunRow, run_id)
-            run.usage = json.dumps(usage)
+            run.usage = json.dumps(functions.add_usage(ctx.get("usage_before"), usage))
             if truncated:
                 run.status = "incomplete"
                 reason = "max_completion_tokens" if completion_budget else "context_length"

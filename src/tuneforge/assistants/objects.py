@@ -7,6 +7,7 @@ models without validation and a missing field raises ``AttributeError`` on acces
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from tuneforge.db.models import AssistantRow, MessageRow, RunRow, RunStepRow, ThreadRow
@@ -14,6 +15,7 @@ from tuneforge.errors import InvalidRequest
 from tuneforge.retrieval.meta import loads
 
 TOOL_TYPES = ("file_search", "function", "code_interpreter")
+_FUNCTION_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")  # as chat completions (serving.structured)
 DEFAULT_MAX_RESULTS = 5  # small local models have small contexts; OpenAI's default is 20 for gpt-4*
 
 
@@ -51,6 +53,13 @@ def check_tools(tools: Any, param: str = "tools") -> list[dict]:
             if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
                 raise InvalidRequest("A function tool needs 'function': {name, description?, parameters?}.",
                                      param=f"{param}[{i}].function")
+            if not _FUNCTION_NAME.match(fn["name"]):
+                raise InvalidRequest("Function names are 1-64 letters, digits, '_' or '-'.",
+                                     param=f"{param}[{i}].function.name")
+            params = fn.get("parameters")
+            if params is not None and (not isinstance(params, dict) or params.get("type", "object") != "object"):
+                raise InvalidRequest("'function.parameters' must be a JSON schema of an object.",
+                                     param=f"{param}[{i}].function.parameters")
             out.append({"type": "function", "function": fn})
     return out
 
@@ -139,9 +148,10 @@ def message_object(row: MessageRow) -> dict:
 
 def run_object(row: RunRow) -> dict:
     return {"id": row.id, "object": "thread.run", "created_at": row.created_at, "thread_id": row.thread_id,
-            "assistant_id": row.assistant_id, "status": row.status, "required_action": None,
+            "assistant_id": row.assistant_id, "status": row.status,
+            "required_action": loads(row.required_action) if row.status == "requires_action" else None,
             "last_error": loads(row.last_error), "expires_at": row.expires_at if row.status in
-            ("queued", "in_progress", "cancelling") else None, "started_at": row.started_at,
+            ("queued", "in_progress", "cancelling", "requires_action") else None, "started_at": row.started_at,
             "cancelled_at": row.cancelled_at, "failed_at": row.failed_at, "completed_at": row.completed_at,
             "incomplete_details": loads(row.incomplete_details), "model": row.model,
             "instructions": row.instructions or "", "tools": json.loads(row.tools),

@@ -9,7 +9,7 @@ import time
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tuneforge.assistants import service
+from tuneforge.assistants import functions, service
 from tuneforge.assistants.masks import get_mask
 from tuneforge.assistants.objects import (
     check_response_format,
@@ -39,9 +39,16 @@ def _positive(body: dict, key: str, minimum: int) -> int | None:
 def _tool_choice(value):
     if value is None or value in ("none", "auto", "required"):
         return value
-    if isinstance(value, dict) and value.get("type") in ("file_search", "function"):
-        return value
-    raise InvalidRequest("tool_choice must be 'none', 'auto', 'required' or {'type': 'file_search'}.",
+    if isinstance(value, dict) and value.get("type") == "file_search":
+        return {"type": "file_search"}
+    if isinstance(value, dict) and value.get("type") == "function":
+        name = (value.get("function") or {}).get("name") if isinstance(value.get("function"), dict) else None
+        if not isinstance(name, str):
+            raise InvalidRequest("tool_choice {'type': 'function'} needs 'function': {'name': ...}.",
+                                 param="tool_choice.function.name")
+        return {"type": "function", "function": {"name": name}}
+    raise InvalidRequest("tool_choice must be 'none', 'auto', 'required', {'type': 'file_search'} or "
+                         "{'type': 'function', 'function': {'name': ...}}.",
                          param="tool_choice")
 
 
@@ -73,6 +80,13 @@ def create_run(state, session: Session, project_id: str, thread: ThreadRow, body
         loads(assistant.metadata_json, {}).get("mask")
     mask_id = get_mask(session, project_id, mask).id if mask else None
     tools = check_tools(body["tools"]) if body.get("tools") is not None else json.loads(assistant.tools)
+    choice = _tool_choice(body.get("tool_choice"))
+    if isinstance(choice, dict):  # a forced tool must be one the run has
+        kind = choice["type"]
+        name = (choice.get("function") or {}).get("name") if kind == "function" else None
+        if not any(t["type"] == kind and (name is None or t["function"]["name"] == name) for t in tools):
+            raise InvalidRequest(f"tool_choice names a {kind} tool{f' {name!r}' if name else ''} that is not in "
+                                 "the run's tools.", param="tool_choice")
     for i, message in enumerate(body.get("additional_messages") or []):
         service._add_message(session, thread, message if isinstance(message, dict) else {},
                              f"additional_messages[{i}].")
@@ -90,7 +104,7 @@ def create_run(state, session: Session, project_id: str, thread: ThreadRow, body
                  max_prompt_tokens=_positive(body, "max_prompt_tokens", 256),
                  max_completion_tokens=_positive(body, "max_completion_tokens", 1),
                  truncation_strategy=dumps(_truncation(body.get("truncation_strategy"))),
-                 tool_choice=dumps(_tool_choice(body.get("tool_choice"))),
+                 tool_choice=dumps(choice),
                  parallel_tool_calls=bool(body.get("parallel_tool_calls", True)),
                  response_format=dumps(check_response_format(body.get("response_format"))) or assistant.response_format,
                  metadata_json=dumps(check_metadata(body.get("metadata"))))
@@ -138,8 +152,21 @@ def cancel_run(session: Session, project_id: str, thread_id: str, run_id: str) -
         row.status, row.cancelled_at = "cancelled", now_s()
     elif row.status == "in_progress":
         row.status, row.control = "cancelling", "cancel"
+    elif row.status == "requires_action":  # no worker holds it: cancelled at once
+        functions.end_waiting(session, row, "cancelled")
     elif row.status != "cancelling":
         raise InvalidRequest(f"Cannot cancel run with status '{row.status}'.", param="run_id")
+    session.commit()
+    return row
+
+
+def submit_tool_outputs(session: Session, project_id: str, thread_id: str, run_id: str, body: dict) -> RunRow:
+    """Outputs for every call the run waits on; the run is queued again (the caller submits it)."""
+    row = get_run(session, project_id, thread_id, run_id)
+    outputs = body.get("tool_outputs")
+    if not isinstance(outputs, list):
+        raise InvalidRequest("'tool_outputs' must be a list.", param="tool_outputs")
+    functions.submit_outputs(session, row, outputs)
     session.commit()
     return row
 

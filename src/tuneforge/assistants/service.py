@@ -180,7 +180,13 @@ def delete_thread(session: Session, project_id: str, thread_id: str) -> dict:
 
 
 def active_run(session: Session, thread_id: str) -> RunRow | None:
-    return session.scalar(select(RunRow).where(RunRow.thread_id == thread_id, RunRow.status.in_(ACTIVE_RUN)))
+    from tuneforge.assistants.functions import expire_if_due
+
+    run = session.scalar(select(RunRow).where(RunRow.thread_id == thread_id, RunRow.status.in_(ACTIVE_RUN)))
+    if run is not None and expire_if_due(session, run):  # left waiting for tool outputs past expires_at
+        session.commit()
+        return None
+    return run
 
 
 # ---------------------------------------------------------------- messages

@@ -351,6 +351,8 @@ class RunRow(Base):
     # The server running it renews this lease; another server fails the run only once the lease lapsed.
     worker_id: Mapped[str | None] = mapped_column(String(128))
     lease_expires_at: Mapped[float | None] = mapped_column(Float)
+    # JSON ``{"type": "submit_tool_outputs", ...}`` while the run waits for function results (requires_action)
+    required_action: Mapped[str | None] = mapped_column(Text)
 
 
 class RunStepRow(Base):

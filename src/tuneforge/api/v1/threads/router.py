@@ -181,17 +181,16 @@ def cancel_run(state: RuntimeDep, session: SessionDep, principal: PrincipalDep, 
 
 
 @router.post("/threads/{thread_id}/runs/{run_id}/submit_tool_outputs")
-def submit_tool_outputs(
-    session: SessionDep, principal: PrincipalDep, thread_id: str, run_id: str, body: SubmitToolOutputsRequest
+async def submit_tool_outputs(
+    state: RuntimeDep, principal: PrincipalDep, thread_id: str, run_id: str, body: SubmitToolOutputsRequest
 ):
-    from tuneforge.errors import InvalidRequest
+    def _submit():
+        with state.db.session() as session:
+            run = runs.submit_tool_outputs(session, principal.project_id, thread_id, run_id, sent(body))
+            return run_object(run)
 
-    row = runs.get_run(session, principal.project_id, thread_id, run_id)
-    raise InvalidRequest(
-        f"Run {row.id} does not require tool outputs (status '{row.status}'): this server "
-        "does not call function tools.",
-        param="run_id",
-    )
+    run = await run_in_threadpool(_submit)
+    return await _start(state, [("thread.run.queued", run)], run, bool(body.stream))
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/steps")
