@@ -66,10 +66,26 @@ def test_a_second_server_leaves_running_runs_alone(with_tiny, live_server):
 
 
 def test_a_run_whose_server_stopped_fails_once_its_lease_lapses(with_tiny, live_server):
+    import json
+
+    from tuneforge.db.models import RunRow
+    from tuneforge.db.session import Database
+
     settings = with_tiny(run_lease_s=0.5)
     with live_server(settings) as first:
         thread_id, run_id = _start_long_run(_client(first))
-    # the first server is gone (its lease is no longer renewed); a new one takes over
+    # a clean stop fails what its engine was still generating (nothing waits for it after the process ends)
+    db = Database(settings.resolved_database_url)
+    try:
+        with db.session() as session:
+            row = session.get(RunRow, run_id)
+            assert row.status == "failed" and "shutting down" in json.loads(row.last_error)["message"]
+            # now as if that server had been killed mid-run: still in progress, its lease no longer renewed
+            row.status, row.last_error, row.failed_at = "in_progress", None, None
+            row.worker_id, row.lease_expires_at = "run-worker-that-died", time.time() - 1
+            session.commit()
+    finally:
+        db.dispose()
     with live_server(settings) as second:
         run = _wait(_client(second), thread_id, run_id)
     assert run.status == "failed" and "stopped" in run.last_error.message

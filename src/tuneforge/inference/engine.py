@@ -161,6 +161,9 @@ class Engine:
         self._ensure_started()
         handle = RequestHandle(request, sink)
         self.stats.requests_submitted += 1
+        if self._stopping:  # the engine thread is gone or going: nothing would answer
+            self._fail(handle, ServerError("The server is shutting down; the request was not started."))
+            return handle
         self._inbox.put(handle)
         return handle
 
@@ -206,6 +209,8 @@ class Engine:
         self._inbox.put(None)
         if self._thread is not None:
             self._thread.join(timeout)
+            if not self._thread.is_alive():
+                self._fail_pending()  # whatever was submitted while the thread was finishing
 
     def _ensure_started(self) -> None:
         with self._start_lock:
@@ -237,9 +242,23 @@ class Engine:
             for base in list(self._bases.values()):
                 if base.busy:
                     self._step_safely(base)
-        for base in self._bases.values():  # shutdown: nobody will read these
-            for row in base.batch.rows:
-                row.handle.cancel()
+        self._fail_pending()
+
+    def _fail_pending(self) -> None:
+        """Shutdown: every request still waiting gets a failure, so no caller blocks on events that will
+        never come (a worker thread stuck in ``generate`` would keep the process from exiting)."""
+        handles = [row.handle for base in self._bases.values() for row in base.batch.rows]
+        handles += [h for base in self._bases.values() for h in base.waiting]
+        handles += [row.handle for row in self._admitting]
+        while True:
+            try:
+                handles.append(self._inbox.get_nowait())
+            except queue.Empty:
+                break
+        error = ServerError("The server is shutting down; the request was not finished.")
+        for handle in {id(h): h for h in handles if h is not None}.values():
+            if not handle.cancelled:
+                self._fail(handle, error)
 
     def _accept(self, handle: RequestHandle) -> None:
         if handle.cancelled:
