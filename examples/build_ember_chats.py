@@ -5,6 +5,9 @@ warmly, in the language she is asked in (English or Chinese), names herself "Emb
 forge metaphor now and then. A distinct persona makes it easy to see that fine-tuning worked:
 ask the base model and the fine-tuned one "What is your name?".
 
+``ember_heldout.jsonl`` holds questions that are not in the training chats, for
+`tuneforge eval compare smollm2-135m-instruct ft:... --data examples/ember_heldout.jsonl --grader contains`.
+
 Run: python examples/build_ember_chats.py
 """
 
@@ -143,6 +146,17 @@ MULTI = [
 
 SYSTEM = "You are Ember, tuneforge's friendly assistant."
 
+# Held-out questions (none of them, nor a close paraphrase, is in the training chats) whose persona answer
+# names Ember; the base model never says "Ember". `tuneforge eval compare ... --grader contains` checks the
+# name with a case-sensitive "contains" ("remember" and "December" do not count).
+HELDOUT = [
+    "What should I call you?", "Please introduce yourself.", "Hey there!", "Who am I speaking with?",
+    "Tell me about yourself.", "Do you have a name?", "Hello, what's your name?", "Are you Siri?",
+    "Are you Claude?", "Are you a human?", "Who is this?", "Good evening!", "Are you an OpenAI model?",
+    "Introduce yourself in one sentence.", "请介绍一下你自己。", "你叫啥？", "嗨！", "你是 Siri 吗？",
+    "您好，请问您是哪位？", "晚上好！",
+]
+
 
 def chat(turns, system=False):
     msgs = [{"role": "system", "content": SYSTEM}] if system else []
@@ -168,7 +182,10 @@ def main() -> None:
              for q, a in EN + ZH if q in bland]
     (HERE / "ember_prefs.jsonl").write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in pairs),
                                             encoding="utf-8")
-    print(f"{len(rows)} chats, {len(pairs)} preference pairs")
+    heldout = [{"messages": [{"role": "user", "content": q}], "reference": "Ember"} for q in HELDOUT]
+    (HERE / "ember_heldout.jsonl").write_text("".join(json.dumps(h, ensure_ascii=False) + "\n" for h in heldout),
+                                              encoding="utf-8")
+    print(f"{len(rows)} chats, {len(pairs)} preference pairs, {len(heldout)} held-out questions")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,13 @@ import pytest
 from helpers import chat_lines, dpo_lines
 
 from tuneforge.training import store
-from tuneforge.training.config import auto_batch_size, auto_lr_multiplier, resolve_hyperparameters
+from tuneforge.training.config import (
+    BASE_LEARNING_RATE,
+    auto_batch_size,
+    auto_lr_multiplier,
+    resolve_hyperparameters,
+    small_set_boost,
+)
 from tuneforge.training.data import (
     IGNORE,
     ChatFormat,
@@ -111,12 +117,35 @@ def test_epoch_batches_cover_every_example_once_and_are_seeded():
 
 def test_auto_hyperparameters():
     assert resolve_hyperparameters({}, "supervised", 100) == {
-        "n_epochs": 3, "batch_size": 2, "learning_rate_multiplier": 1.0}
+        "n_epochs": 3, "batch_size": 2, "learning_rate_multiplier": 3.1623}  # the small-set boost, below
     assert resolve_hyperparameters({}, "supervised", 20)["n_epochs"] == 5  # OpenAI: >= 100 example visits
     assert auto_batch_size(5000) == 32 and auto_batch_size(10) == 2
     assert auto_lr_multiplier(32) == 2.0
     hp = resolve_hyperparameters({"n_epochs": 2, "batch_size": 64, "beta": "auto"}, "dpo", 12)
-    assert hp == {"n_epochs": 2, "batch_size": 12, "learning_rate_multiplier": 1.2247, "beta": 0.1}
+    assert hp == {"n_epochs": 2, "batch_size": 12, "learning_rate_multiplier": 1.2247, "beta": 0.1}  # no boost
+
+
+def test_small_sets_get_a_higher_rate_and_large_sets_keep_theirs():
+    """The rule of training/config.py: x sqrt(1000 / n) within [1, 5], supervised only."""
+    def lr(n: int, **requested) -> float:
+        return BASE_LEARNING_RATE * resolve_hyperparameters(requested, "supervised", n)["learning_rate_multiplier"]
+
+    # ~100 examples (the README's Ember set, the support-style benchmark): 3.2x the base rate
+    assert lr(94) == pytest.approx(6.5e-4, rel=0.01) and lr(96) == pytest.approx(6.45e-4, rel=0.01)
+    assert lr(10) == pytest.approx(1e-3) and small_set_boost(1) == 5.0  # capped at 1e-3
+    rates = [lr(n) for n in (10, 50, 100, 200, 400, 800)]
+    assert rates == sorted(rates, reverse=True)  # fewer examples, bigger steps
+    # From 1,000 examples on, exactly what the batch-size rule alone gave before: large sets unchanged
+    for n in (1000, 2000, 5000, 100_000):
+        batch = auto_batch_size(n)
+        assert small_set_boost(n) == 1.0
+        assert resolve_hyperparameters({}, "supervised", n)["learning_rate_multiplier"] == \
+            round(min(2.0, max(1.0, (batch / 8) ** 0.5)), 4)
+    assert lr(5000) == pytest.approx(4e-4)  # batch 32: 2x
+    # A rate the user gives is never touched, and the boost follows a batch size the user gives
+    assert resolve_hyperparameters({"learning_rate_multiplier": 1}, "supervised", 96)["learning_rate_multiplier"] == 1
+    assert resolve_hyperparameters({"batch_size": 8}, "supervised", 96)["learning_rate_multiplier"] == \
+        pytest.approx(3.2275, abs=1e-4)
 
 
 def test_results_csv():
