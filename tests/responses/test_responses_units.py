@@ -96,4 +96,19 @@ def test_function_tools_with_tool_choice_none_are_accepted():
     body = ResponseCreateRequest(model="m", input="x", tool_choice="none",
                                  tools=[{"type": "function", "name": "f", "parameters": {"type": "object"}}])
     check(body)
-    assert generation.chat_extras(body, []) == {}
+    extras = generation.chat_extras(body)  # passed on: the chat layer does not offer tools under "none"
+    assert extras["tool_choice"] == "none" and extras["tools"][0]["function"]["name"] == "f"
+
+
+def test_tool_choice_without_a_matching_tool_is_refused_by_name():
+    for choice in ("required", {"type": "function", "name": "f"}):
+        with pytest.raises(InvalidRequest) as err:
+            generation.chat_extras(ResponseCreateRequest(model="m", input="x", tool_choice=choice))
+        assert err.value.param == "tool_choice"
+
+
+def test_chat_parameter_names_in_errors_become_responses_names():
+    assert generation.response_param("response_format.json_schema.schema") == "text.format.schema"
+    assert generation.response_param("tools.[1].function.parameters") == "tools[1].parameters"
+    assert generation.response_param("messages") == "input"
+    assert generation.response_param("max_tokens") == "max_output_tokens"
