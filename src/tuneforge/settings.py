@@ -83,8 +83,10 @@ class Settings(BaseSettings):
     ingest_file_timeout_s: float = Field(default=600.0, ge=0, description="A vector-store file still ingesting "
                                          "after this long fails, so it cannot hold a worker forever")
     run_lease_s: float | None = Field(default=None, gt=0, description="An in-progress assistants run whose server is "
-                               "silent this long is taken over (failed) by another server (default: lease_s)"
+                               "silent this long is taken over (run again) by another server (default: lease_s)"
                                )
+    max_takeovers: int = Field(default=2, ge=0, description="How often an assistants run or background response "
+                               "whose server stopped mid-way is run again by another server before it fails")
     run_max_s: float = Field(default=600.0, gt=0, description="An assistants run in progress longer than this "
                              "expires (OpenAI: 10 minutes)")
     upstreams: str | None = Field(default=None, description="JSON (or a path to a JSON/YAML file) mapping "

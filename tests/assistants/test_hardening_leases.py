@@ -1,6 +1,6 @@
 """Issue #10: assistants runs are claimed with leases and heartbeats, like training jobs. A second server
-on the same database leaves the first one's runs alone; a run whose server stopped is failed once its lease
-lapses; a run in progress longer than ``run_max_s`` expires."""
+on the same database leaves the first one's runs alone; a run whose server stopped is run again once its lease
+lapses (failed after ``max_takeovers``); a run in progress longer than ``run_max_s`` expires."""
 
 from __future__ import annotations
 
@@ -65,7 +65,30 @@ def test_a_second_server_leaves_running_runs_alone(with_tiny, live_server):
         assert _wait(client, thread_id, run_id).status == "cancelled"
 
 
-def test_a_run_whose_server_stopped_fails_once_its_lease_lapses(with_tiny, live_server):
+def _as_if_killed(settings, run_id: str, **run_values) -> None:
+    """Make a run look like its server was killed mid-answer: in progress with a lease no one renews, its
+    assistant message and message_creation step still in progress (empty: text is stored at the end)."""
+    from tuneforge.db.models import MessageRow, RunRow, RunStepRow
+    from tuneforge.db.session import Database
+
+    db = Database(settings.resolved_database_url)
+    try:
+        with db.session() as session:
+            row = session.get(RunRow, run_id)
+            row.status, row.last_error, row.failed_at = "in_progress", None, None
+            row.worker_id, row.lease_expires_at = "run-worker-that-died", time.time() - 1
+            for name, value in run_values.items():
+                setattr(row, name, value)
+            for message in session.query(MessageRow).filter(MessageRow.run_id == run_id):
+                message.status, message.content, message.incomplete_at = "in_progress", "[]", None
+            for step in session.query(RunStepRow).filter(RunStepRow.run_id == run_id):
+                step.status, step.failed_at, step.last_error = "in_progress", None, None
+            session.commit()
+    finally:
+        db.dispose()
+
+
+def test_a_run_whose_server_stopped_is_run_again_once_its_lease_lapses(with_tiny, live_server):
     import json
 
     from tuneforge.db.models import RunRow
@@ -80,15 +103,38 @@ def test_a_run_whose_server_stopped_fails_once_its_lease_lapses(with_tiny, live_
         with db.session() as session:
             row = session.get(RunRow, run_id)
             assert row.status == "failed" and "shutting down" in json.loads(row.last_error)["message"]
-            # now as if that server had been killed mid-run: still in progress, its lease no longer renewed
-            row.status, row.last_error, row.failed_at = "in_progress", None, None
-            row.worker_id, row.lease_expires_at = "run-worker-that-died", time.time() - 1
-            session.commit()
     finally:
         db.dispose()
+    _as_if_killed(settings, run_id, max_completion_tokens=8)  # (a short answer this time)
     with live_server(settings) as second:
-        run = _wait(_client(second), thread_id, run_id)
-    assert run.status == "failed" and "stopped" in run.last_error.message
+        client = _client(second)
+        run = _wait(client, thread_id, run_id)
+        assert run.status in ("completed", "incomplete"), run.last_error
+        # the dead attempt's empty message and step were discarded: one answer, every step finished
+        answers = [m for m in client.beta.threads.messages.list(thread_id).data if m.role == "assistant"]
+        assert len(answers) == 1 and answers[0].run_id == run_id and answers[0].status != "in_progress"
+        assert answers[0].content[0].text.value
+        steps = client.beta.threads.runs.steps.list(run_id, thread_id=thread_id).data
+        assert [s.type for s in steps] == ["message_creation"] and steps[0].status == "completed"
+        assert steps[0].step_details.message_creation.message_id == answers[0].id
+    db = Database(settings.resolved_database_url)
+    try:
+        with db.session() as session:
+            assert session.get(RunRow, run_id).takeovers == 1
+    finally:
+        db.dispose()
+
+
+def test_a_run_taken_over_too_often_fails(with_tiny, live_server):
+    settings = with_tiny(run_lease_s=0.5, max_takeovers=1)
+    with live_server(settings) as first:
+        thread_id, run_id = _start_long_run(_client(first))
+    _as_if_killed(settings, run_id, takeovers=1)  # its servers already died once
+    with live_server(settings) as second:
+        client = _client(second)
+        run = _wait(client, thread_id, run_id)
+        assert run.status == "failed" and "stopped 2 times" in run.last_error.message
+        assert not [m for m in client.beta.threads.messages.list(thread_id).data if m.role == "assistant"]
 
 
 def test_a_run_longer_than_the_limit_expires(with_tiny, live_server):

@@ -10,6 +10,14 @@ Cancellation is checked between generated tokens (in memory, and in the database
 for a cancel that reached another process). Runs with function tools answer through
 :mod:`functions` (calls → ``requires_action``; after ``submit_tool_outputs`` the run is queued again and
 ``started_at`` restarts, so ``run_max_s`` bounds each stretch in progress, not the wait for outputs).
+
+Several servers may share the database: a run in progress is leased by its server (``leases.Heartbeat``).
+When a server dies, another takes each of its runs in progress over once the lease lapsed (one guarded
+UPDATE: exactly one server wins) and runs it again (:meth:`RunExecutor._take_over`): the dead attempt's
+in-progress message and step are deleted — a message's text is only stored when its generation ends, so
+they hold nothing — and completed steps are kept and reused (file_search results, function calls with
+their outputs), so the run resumes after them. After ``max_takeovers`` takeovers the run fails instead.
+Runs waiting in ``requires_action`` are held by no server and are never taken over.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from tuneforge.assistants import functions
 from tuneforge.assistants import prompt as prompt_mod
@@ -52,6 +60,10 @@ class _Expired(Exception):
     """The run has been in progress longer than ``run_max_s``."""
 
 
+class _Lost(Exception):
+    """Another server took the run over (this one stalled past its lease): stop, and write nothing."""
+
+
 class RunExecutor:
     def __init__(self, state, backend=None, workers: int = 2):
         self.state, self.db = state, state.db
@@ -60,7 +72,6 @@ class RunExecutor:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tuneforge-run")
         self._cancel: set[str] = set()
         self._expire: set[str] = set()
-        self._running: set[str] = set()  # runs this executor holds the lease of
         self._queued: set[str] = set()  # submitted, not started yet: their reservation is renewed too
         self._lock = threading.Lock()
         # Like training workers: runs are claimed with a lease renewed by a heartbeat, so several servers can
@@ -68,14 +79,15 @@ class RunExecutor:
         self.id = leases.new_worker_id()
         settings = state.settings
         self.lease_s, self.max_s = settings.run_lease_s, settings.run_max_s
+        self.max_takeovers = settings.max_takeovers
         self._stop = threading.Event()
-        self._heartbeat: threading.Thread | None = None
+        self.leases = leases.Heartbeat(self.db, self.id, self.lease_s, "runs", sweep=self.sweep)  # runs in progress
 
     # -- control --------------------------------------------------------------------------------
     def submit(self, run_id: str):
         with self._lock:
             self._queued.add(run_id)
-        self._start_heartbeat()
+        self.leases.start()
         return self._pool.submit(self._execute_safely, run_id)
 
     def submit_streaming(self, run_id: str, created: list[tuple[str, dict]]) -> AsyncIterator[tuple[str, dict]]:
@@ -106,47 +118,35 @@ class RunExecutor:
 
     def recover(self) -> None:
         """At start-up: queued runs whose server is gone are run here (the claim decides which server runs
-        each); runs in progress are left to their servers, and failed only once their lease lapsed. The
+        each); runs in progress are left to their servers, and taken over only once their lease lapsed. The
         heartbeat keeps doing both (see :meth:`sweep`)."""
         self.sweep()
-        self._start_heartbeat()
+        self.leases.start()
 
     def close(self) -> None:
         self._stop.set()
+        self.leases.close()
         with self._lock:
             self._closing = True
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     # -- leases ---------------------------------------------------------------------------------
-    def _start_heartbeat(self) -> None:
-        with self._lock:
-            if self._heartbeat is None and not self._stop.is_set():
-                self._heartbeat = threading.Thread(target=self._beat, name="tuneforge-run-lease", daemon=True)
-                self._heartbeat.start()
-
-    def _beat(self) -> None:
-        while not self._stop.wait(max(0.05, self.lease_s / 3)):
-            try:
-                self.sweep()
-            except Exception:  # noqa: BLE001 - a database hiccup must not stop the heartbeat
-                log.exception("run lease heartbeat failed")
-
     def sweep(self) -> None:
-        """Renew this executor's leases (runs in progress, and queued runs it reserved); expire its runs
-        older than ``run_max_s``; fail runs in progress whose server stopped renewing theirs; take queued runs
-        whose server is gone (lease expired, or its process on this host ended)."""
+        """(After the heartbeat renewed this executor's leases on its runs in progress.) Renew the reservation
+        of queued runs it was given; expire its runs older than ``run_max_s``; take over runs in progress whose
+        server stopped renewing theirs (:meth:`_take_over`); take queued runs whose server is gone (lease
+        expired, or its process on this host ended)."""
         now = time.time()
+        mine = self.leases.held()
         with self._lock:
-            mine, queued = set(self._running), set(self._queued) - self._running
+            queued = set(self._queued) - mine
         adopt = []
         with self.db.session() as session:
-            if mine:
-                session.execute(update(RunRow).where(RunRow.id.in_(mine), RunRow.worker_id == self.id)
-                                .values(lease_expires_at=now + self.lease_s))
             if queued:
                 session.execute(update(RunRow).where(RunRow.id.in_(queued), RunRow.status == "queued",
                                                      leases.available(RunRow, self.id, now))
                                 .values(worker_id=self.id, lease_expires_at=now + self.lease_s))
+                session.commit()
             active = session.execute(select(RunRow.id, RunRow.worker_id, RunRow.lease_expires_at, RunRow.started_at)
                                      .where(RunRow.status.in_(("in_progress", "cancelling")))).all()
             for run_id, worker, lease, started in active:
@@ -156,28 +156,50 @@ class RunExecutor:
                             self._expire.add(run_id)
                     continue
                 gone = leases.owner_gone(worker)
-                if lease is None or lease < now or gone:  # its server stopped (or predates leases)
-                    lapsed = (RunRow.lease_expires_at.is_(None)) | (RunRow.lease_expires_at < now)
-                    if gone:
-                        lapsed = lapsed | (RunRow.worker_id == worker)
-                    won = session.execute(
-                        update(RunRow).where(RunRow.id == run_id, RunRow.status.in_(("in_progress", "cancelling")),
-                                             lapsed)
-                        .values(status="failed", failed_at=int(now), worker_id=None, lease_expires_at=None,
-                                last_error=json.dumps({"code": "server_error", "message": "The server running "
-                                                       "this run stopped while it was in progress."})))
-                    if won.rowcount:
-                        log.warning("run %s: its server (%s) stopped; failed", run_id, worker)
+                if (lease is None or lease < now or gone) and self._take_over(session, run_id, worker, gone, now):
+                    adopt.append(run_id)
             waiting = session.execute(select(RunRow.id, RunRow.worker_id, RunRow.lease_expires_at, RunRow.created_at)
                                       .where(RunRow.status == "queued")).all()
             for run_id, worker, lease, created in waiting:
-                if run_id in queued or run_id in mine:
+                if run_id in queued or run_id in mine or run_id in adopt:
                     continue
                 unowned_long = worker is None and (created or 0) < now - self.lease_s  # (rows from before leases)
                 if unowned_long or (lease is not None and lease < now) or leases.owner_gone(worker):
                     adopt.append(run_id)
         for run_id in adopt:
             self.submit(run_id)
+
+    def _take_over(self, session, run_id: str, worker: str | None, gone: bool, now: float) -> bool:
+        """A run in progress whose server stopped (lease lapsed, or its process here ended): claim it (one
+        guarded UPDATE; False if another server was first), discard what the dead attempt left unfinished and
+        queue it again, reserved by this server (True) — or end it: ``cancelled`` if a cancel was asked,
+        ``failed`` after ``max_takeovers`` takeovers."""
+        won = session.execute(update(RunRow).where(RunRow.id == run_id, RunRow.status.in_(("in_progress", "cancelling")),
+                                                   leases.lapsed(RunRow, now, worker if gone else None))
+                              .values(worker_id=self.id, lease_expires_at=now + self.lease_s,
+                                      takeovers=RunRow.takeovers + 1))
+        if not won.rowcount:
+            session.rollback()
+            return False
+        run = session.get(RunRow, run_id)
+        # The dead attempt's in-progress message has no text (it is stored when generation ends) and its
+        # in-progress step describes work that never finished: both go, so the thread shows one answer.
+        session.execute(delete(MessageRow).where(MessageRow.run_id == run_id, MessageRow.status == "in_progress"))
+        session.execute(delete(RunStepRow).where(RunStepRow.run_id == run_id, RunStepRow.status == "in_progress"))
+        if run.control == "cancel" or run.status == "cancelling":
+            run.status, run.cancelled_at, run.control = "cancelled", now_s(), None
+        elif run.takeovers > self.max_takeovers:
+            run.status, run.failed_at = "failed", now_s()
+            run.last_error = json.dumps({"code": "server_error", "message": f"The servers running this run stopped "
+                                         f"{run.takeovers} times while it was in progress; giving up."})
+        else:
+            run.status = "queued"
+        if run.status != "queued":
+            run.worker_id, run.lease_expires_at = None, None
+        session.commit()
+        log.warning("run %s: its server (%s) stopped while it was in progress; %s", run_id, worker,
+                    "running it again here" if run.status == "queued" else run.status)
+        return run.status == "queued"
 
     # -- one run --------------------------------------------------------------------------------
     def _emit(self, run_id: str, event: str, data: dict) -> None:
@@ -193,6 +215,8 @@ class RunExecutor:
             self._finish_cancelled(ctx)
         except _Expired:
             self._finish_cancelled(ctx, expired=True)
+        except _Lost:
+            log.warning("run %s: another server took it over; stopped here", run_id)
         except Exception as exc:  # noqa: BLE001 - any failure ends this run, never the executor
             if not isinstance(exc, TuneforgeError):
                 log.exception("run %s failed", run_id)
@@ -202,12 +226,14 @@ class RunExecutor:
             with self._lock:
                 self._cancel.discard(run_id)
                 self._expire.discard(run_id)
-                self._running.discard(run_id)
                 self._queued.discard(run_id)
+            self.leases.drop(run_id)
             self.bus.publish(run_id, DONE)
 
     def _check(self, ctx: dict, *, force_db: bool = False) -> None:
         run_id = ctx["run_id"]
+        if self.leases.lost(run_id):
+            raise _Lost
         with self._lock:
             if run_id in self._cancel:
                 raise _Cancelled
@@ -244,8 +270,7 @@ class RunExecutor:
             session.commit()
             if not claimed.rowcount:
                 return
-            with self._lock:
-                self._running.add(run_id)
+            self.leases.hold(RunRow, run_id)
             session.refresh(run)
             self._emit(run_id, "thread.run.in_progress", run_object(run))
             ctx.update(thread_id=run.thread_id, assistant_id=run.assistant_id, project_id=run.project_id)
@@ -278,7 +303,7 @@ class RunExecutor:
             model = self.backend.model(session, run.model, run.project_id)
         self._check(ctx)
         results = []
-        if calls.resumed:  # after submit_tool_outputs: the first turn's search results, not a new search
+        if calls.resumed or calls.searched:  # after submit_tool_outputs or a takeover: the results found before
             results = calls.earlier_results
         elif fs_tool is not None and choice != "none" and store_ids:
             results = self._file_search(ctx, fs_tool, list(dict.fromkeys(store_ids)), turns)
@@ -390,6 +415,8 @@ class RunExecutor:
                  "total_tokens": outcome.prompt_tokens + outcome.completion_tokens}
         truncated = outcome.finish_reason == "length"
         with self.db.session() as session:
+            if session.scalar(select(RunRow.worker_id).where(RunRow.id == run_id)) != self.id:
+                raise _Lost  # taken over meanwhile: its answer is the other server's to write
             message = session.get(MessageRow, ctx["message_id"])
             message.content = json.dumps([{"type": "text", "text": {"value": text, "annotations": annotations}}],
                                          ensure_ascii=False)
@@ -453,6 +480,8 @@ class RunExecutor:
             events = self._close_open_parts(session, ctx, step_status=status,
                                             reason="run_expired" if expired else "run_cancelled", error=None)
             run = session.get(RunRow, ctx["run_id"])
+            if run is None or run.worker_id != self.id:
+                return  # another server took it over: its state is not this server's to write
             if expired:
                 run.status, run.control = "expired", None
             else:
@@ -473,6 +502,8 @@ class RunExecutor:
             run = session.get(RunRow, ctx["run_id"])
             if run is None or run.status in ("completed", "cancelled", "expired", "incomplete", "failed"):
                 return
+            if run.worker_id not in (self.id, None):
+                return  # another server took it over
             events = self._close_open_parts(session, ctx, step_status="failed", reason="run_failed",
                                             error={"code": "server_error", "message": message})
             run.status, run.failed_at, run.last_error = "failed", now_s(), json.dumps(error)

@@ -45,6 +45,7 @@ class Calls:
     parallel: bool
     history: list[dict] = field(default_factory=list)  # this run's calls and results, as chat messages
     earlier_results: list = field(default_factory=list)  # file_search results of the run's first turn
+    searched: bool = False  # a file_search step of this run completed (results reused, not searched again)
     usage: dict | None = None  # what earlier turns of this run used
 
     @property
@@ -66,6 +67,7 @@ def load(session: Session, run: RunRow, tools: list[dict], choice) -> Calls:
     functions = [t for t in tools if t.get("type") == "function"]
     history: list[dict] = []
     earlier: list = []
+    searched = False
     steps = session.scalars(select(RunStepRow).where(RunStepRow.run_id == run.id, RunStepRow.type == "tool_calls")
                             .order_by(RunStepRow.id)).all()
     for step in steps:
@@ -80,6 +82,7 @@ def load(session: Session, run: RunRow, tools: list[dict], choice) -> Calls:
                         for c in fn_calls]
         for c in calls:
             if c.get("type") == "file_search":
+                searched = searched or step.status == "completed"
                 earlier += [SimpleNamespace(file_id=r["file_id"], filename=r.get("file_name") or r["file_id"],
                                             text="".join(p.get("text", "") for p in r.get("content") or []),
                                             score=r.get("score", 0.0))
@@ -90,7 +93,7 @@ def load(session: Session, run: RunRow, tools: list[dict], choice) -> Calls:
     if history:  # results came back: the model may now answer
         tool_choice = "auto"
     return Calls(run.model, functions, tool_choice, bool(run.parallel_tool_calls), history,
-                 earlier, loads(run.usage))
+                 earlier, loads(run.usage), searched)
 
 
 def add_usage(before: dict | None, usage: dict) -> dict:
@@ -259,6 +262,10 @@ def _require_action(executor, ctx: dict, done: ChoiceDone, prompt_tokens: int) -
         step = session.get(RunStepRow, ctx.pop("step_id"))
         step.usage = json.dumps(usage)
         run = session.get(RunRow, ctx["run_id"])
+        if run.worker_id != executor.id:  # taken over by another server meanwhile: not this server's to write
+            from tuneforge.assistants.executor import _Lost
+
+            raise _Lost
         if run.control == "cancel":  # a cancel that came while generating: honour it, not the calls
             from tuneforge.assistants.executor import _Cancelled
 
@@ -266,6 +273,7 @@ def _require_action(executor, ctx: dict, done: ChoiceDone, prompt_tokens: int) -
             session.commit()
             raise _Cancelled
         run.status, run.required_action = "requires_action", json.dumps(action)
+        executor.leases.drop(ctx["run_id"])  # no server holds a run waiting for outputs
         run.usage = json.dumps(add_usage(loads(run.usage), usage))
         run.worker_id, run.lease_expires_at = None, None
         session.commit()

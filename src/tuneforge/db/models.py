@@ -353,6 +353,8 @@ class RunRow(Base):
     lease_expires_at: Mapped[float | None] = mapped_column(Float)
     # JSON ``{"type": "submit_tool_outputs", ...}`` while the run waits for function results (requires_action)
     required_action: Mapped[str | None] = mapped_column(Text)
+    # how often another server took the run over (its server stopped mid-run) and ran it again
+    takeovers: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
 
 
 class RunStepRow(Base):

@@ -8,6 +8,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Index,
+    Integer,
     String,
     Text,
 )
@@ -47,6 +48,10 @@ class ResponseRow(Base):
     # the server working on it holds a lease it renews (several servers may share the database)
     worker_id: Mapped[str | None] = mapped_column(String(128))
     lease_expires_at: Mapped[float | None] = mapped_column(Float)
+    # a background response: its validated create request (JSON, without ``input``: ``input_items`` holds it),
+    # so another server can run it again if this one dies; ``takeovers`` counts how often that happened
+    request: Mapped[str | None] = mapped_column(Text)
+    takeovers: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
 
 
 class ConversationRow(Base):

@@ -42,9 +42,8 @@ class OfflineRunner:
         self.jobs_done = 0
         self.id = leases.new_worker_id()
         self.lease_s = rt.settings.lease_s
-        self._held: dict[str, type] = {}  # job id -> row type, the leases this runner renews
-        self._lost: set[str] = set()  # jobs another server took over: stop working on them
-        self._heartbeat: threading.Thread | None = None
+        # the leases of the jobs it works on; a job another server took over is "lost": stop working on it
+        self.leases = leases.Heartbeat(rt.db, self.id, self.lease_s, "offline")
 
     def wake(self) -> None:
         self._ensure_started()
@@ -65,6 +64,7 @@ class OfflineRunner:
         """Stop now: in-flight items are abandoned (they stay pending and run again after a restart) —
         waiting for them could hang, as the engine may already be shut down."""
         self._stop.set()
+        self.leases.close()
         self._wake.set()
         loop, task = self._loop, self._task
         if loop is not None and task is not None:
@@ -80,8 +80,7 @@ class OfflineRunner:
             if self._thread is None and not self._stop.is_set():
                 self._thread = threading.Thread(target=self._main, name="tuneforge-offline", daemon=True)
                 self._thread.start()
-                self._heartbeat = threading.Thread(target=self._beat, name="tuneforge-offline-lease", daemon=True)
-                self._heartbeat.start()
+                self.leases.start()
 
     def _next_jobs(self) -> list[tuple[str, str]]:
         """Unfinished jobs this server may claim (unowned, lease expired, or its own), oldest first."""
@@ -92,42 +91,22 @@ class OfflineRunner:
             jobs += [("batch", b) for b in batches.unfinished_batches(session, available_to=self.id)]
         return sorted(jobs, key=lambda job: job[1].split("_", 1)[-1])  # ids sort by creation time
 
-    # -- leases --------------------------------------------------------------------------------------
-    def _beat(self) -> None:
-        while not self._stop.wait(max(0.05, self.lease_s / 3)):
-            with self._lock:
-                held = dict(self._held)
-            try:
-                with self.rt.db.session() as session:
-                    for row_type in set(held.values()):
-                        lost = leases.renew(session, row_type, [j for j, t in held.items() if t is row_type],
-                                            self.id, self.lease_s)
-                        for job_id in lost:
-                            log.warning("offline runner: %s was taken over by another server; stopping it", job_id)
-                        with self._lock:
-                            self._lost |= {j for j in lost if j in self._held}
-            except Exception:  # noqa: BLE001 - a database hiccup must not stop the heartbeat
-                log.exception("offline runner: renewing leases failed")
-
+    # -- leases ---------------------------------------------------------------------------------------
     def _claim(self, row_type, job_id: str, statuses) -> bool:
         with self.rt.db.session() as session:
             won = leases.claim(session, row_type, job_id, self.id, self.lease_s, statuses=statuses)
         if won:
-            with self._lock:
-                self._held[job_id] = row_type
-                self._lost.discard(job_id)
+            self.leases.hold(row_type, job_id)
         return won
 
     def _release(self, job_id: str) -> None:
-        with self._lock:
-            row_type = self._held.pop(job_id, None)
-            self._lost.discard(job_id)
+        row_type = self.leases.drop(job_id)
         if row_type is not None:
             with self.rt.db.session() as session:
                 leases.release(session, row_type, job_id, self.id)
 
     def _stopping_for(self, job_id: str):
-        return lambda: self._stop.is_set() or job_id in self._lost
+        return lambda: self._stop.is_set() or self.leases.lost(job_id)
 
     def _main(self) -> None:
         async def main() -> None:

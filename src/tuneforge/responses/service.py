@@ -55,6 +55,7 @@ class Plan:
     previous_response_id: str | None
     conversation_id: str | None
     metadata: dict | None
+    owner: str | None = None  # a background response: the executor whose lease it must hold to be saved
 
     def response(self, status: str) -> dict:
         return store.response_object(
@@ -129,6 +130,40 @@ def plan(rt, session: Session, project_id: str, body: ResponseCreateRequest) -> 
         return item
 
     input_items = normalize_input(body.input if body.input is not None else [], resolve_reference=resolve)
+    result = _build(rt, session, project_id, body, context, input_items,
+                    conversation.id if conversation is not None else None, new_id("resp_"), now_s())
+    if result.store:
+        # a background response is leased by this server from the start, and keeps its request: if this server
+        # dies, another one takes it over once the lease lapsed and runs it again (``executor``)
+        lease = {"worker_id": rt.background_responses.id, "request": json.dumps(
+            body.model_dump(mode="json", exclude_none=True, exclude={"input"}), ensure_ascii=False),
+                 "lease_expires_at": time.time() + rt.background_responses.lease_s} if result.background else {}
+        if result.background:
+            result.owner = rt.background_responses.id
+        session.add(ResponseRow(
+            id=result.id, project_id=project_id, created_at=result.created_at,
+            status="queued" if result.background else "in_progress", model=body.model, stored=True,
+            background=result.background, previous_response_id=body.previous_response_id,
+            conversation_id=result.conversation_id, params=json.dumps(result.params, ensure_ascii=False),
+            context=json.dumps(context, ensure_ascii=False), input_items=json.dumps(input_items, ensure_ascii=False),
+            metadata_json=json.dumps(body.metadata, ensure_ascii=False) if body.metadata else None, **lease))
+        session.commit()
+    return result
+
+
+def replan(rt, session: Session, row: ResponseRow, owner: str) -> Plan:
+    """The plan of a stored background response, to run it again (its server died): the request it was
+    created with, over the context and input items stored then (a conversation that moved on since, or a
+    referenced item deleted since, does not change it). File search runs again."""
+    body = ResponseCreateRequest.model_validate(json.loads(row.request))
+    result = _build(rt, session, row.project_id, body, json.loads(row.context), json.loads(row.input_items),
+                    row.conversation_id, row.id, row.created_at)
+    result.owner = owner
+    return result
+
+
+def _build(rt, session: Session, project_id: str, body: ResponseCreateRequest, context: list[dict],
+           input_items: list[dict], conversation_id: str | None, response_id: str, created_at: int) -> Plan:
     extras = generation.chat_extras(body)
     include = set(body.include or [])
     found = None
@@ -141,22 +176,9 @@ def plan(rt, session: Session, project_id: str, body: ResponseCreateRequest) -> 
                                      if found and found.results else None) if p)
     logprobs = "message.output_text.logprobs" in include
     prepared = _prepare(rt, session, project_id, body, system, context + input_items, extras, logprobs)
-    result = Plan(new_id("resp_"), now_s(), project_id, body.model, _echo(body), context, input_items, prepared,
-                  found, logprobs, body.store is not False, bool(body.background), body.previous_response_id,
-                  conversation.id if conversation is not None else None, body.metadata)
-    if result.store:
-        # a background response is leased by this server from the start: others fail it only if it dies
-        lease = {"worker_id": rt.background_responses.id,
-                 "lease_expires_at": time.time() + rt.background_responses.lease_s} if result.background else {}
-        session.add(ResponseRow(
-            id=result.id, project_id=project_id, created_at=result.created_at,
-            status="queued" if result.background else "in_progress", model=body.model, stored=True,
-            background=result.background, previous_response_id=body.previous_response_id,
-            conversation_id=result.conversation_id, params=json.dumps(result.params, ensure_ascii=False),
-            context=json.dumps(context, ensure_ascii=False), input_items=json.dumps(input_items, ensure_ascii=False),
-            metadata_json=json.dumps(body.metadata, ensure_ascii=False) if body.metadata else None, **lease))
-        session.commit()
-    return result
+    return Plan(response_id, created_at, project_id, body.model, _echo(body), context, input_items, prepared,
+                found, logprobs, body.store is not False, bool(body.background), body.previous_response_id,
+                conversation_id, body.metadata)
 
 
 def save(rt, plan: Plan, response: dict) -> None:
@@ -167,6 +189,8 @@ def save(rt, plan: Plan, response: dict) -> None:
         row = session.get(ResponseRow, plan.id)
         if row is None:  # deleted while it ran
             return
+        if plan.owner is not None and row.worker_id != plan.owner:
+            return  # another server took it over (this one stalled past its lease, or handed it over at shutdown)
         if row.control == "cancel":
             response["status"] = "cancelled"
         store.finish(row, response)
