@@ -15,6 +15,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 
+def wait_until(predicate, timeout: float, what: str = "condition", interval: float = 0.05):
+    """Poll ``predicate`` until it returns something truthy (returned), or fail after ``timeout`` seconds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"{what}: not met within {timeout} s")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

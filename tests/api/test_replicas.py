@@ -20,7 +20,7 @@ import httpx
 import openai
 import pytest
 
-from tuneforge.testing import free_port
+from tuneforge.testing import free_port, wait_until
 
 pytestmark = pytest.mark.slow  # real server processes, training and generation: minutes on a busy CI machine
 LEASE_S = 3.0
@@ -117,16 +117,6 @@ def cluster(postgres_url, tmp_path, models_cache, tiny_model_dir):
         db.dispose()
 
 
-def _wait(predicate, timeout: float, what: str, interval: float = 0.1):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"{what}: not within {timeout} s")
-
-
 class EventStream:
     """Reads a fine-tuning job's SSE stream (``?stream=true``) in a thread, until the server ends it."""
 
@@ -170,24 +160,24 @@ def test_a_job_streams_from_another_replica_and_survives_its_replica_being_kille
         assert row.status not in ("failed", "cancelled", "succeeded"), (row.status, row.error)
         return row.status == "running" and a.owns(row.worker_id)
 
-    _wait(running_on_a, 60, "replica a claims the job")
+    wait_until(running_on_a, 60, "replica a claims the job")
 
     b, = cluster.start("b")  # starting a second replica leaves the first one's job alone
     row = cluster.row(FineTuningJobRow, job.id)
     assert row.status == "running" and a.owns(row.worker_id), row.status
     assert b.client.fine_tuning.jobs.retrieve(job.id).id == job.id  # visible from b
     stream = EventStream(b.base_url, job.id)  # and its events stream from b, a process that never ran it
-    _wait(lambda: (a.client.fine_tuning.jobs.retrieve(job.id).model_extra["tuneforge"]["step"] or 0) >= 5, 240,
+    wait_until(lambda: (a.client.fine_tuning.jobs.retrieve(job.id).model_extra["tuneforge"]["step"] or 0) >= 5, 240,
           "training past the first checkpoints (steps 2, 4)")
     assert a.owns(cluster.row(FineTuningJobRow, job.id).worker_id)
-    _wait(lambda: any(m.startswith("Checkpoint created") for m in stream.messages()), 30, "events reach b")
+    wait_until(lambda: any(m.startswith("Checkpoint created") for m in stream.messages()), 30, "events reach b")
 
     a.kill()
     killed_at = time.time()
-    _wait(lambda: b.owns(cluster.row(FineTuningJobRow, job.id).worker_id), LEASE_S + 10,
+    wait_until(lambda: b.owns(cluster.row(FineTuningJobRow, job.id).worker_id), LEASE_S + 10,
           "replica b takes the job over within the lease time")
     took_over_s = time.time() - killed_at
-    done = _wait(lambda: (j := b.client.fine_tuning.jobs.retrieve(job.id)).status in ("succeeded", "failed") and j,
+    done = wait_until(lambda: (j := b.client.fine_tuning.jobs.retrieve(job.id)).status in ("succeeded", "failed") and j,
                  300, "the job finishes on b")
     assert done.status == "succeeded", done.error
     assert stream.ended.wait(30) and stream.error is None, stream.error
@@ -228,15 +218,15 @@ def test_an_eval_run_of_a_killed_replica_is_finished_by_another_without_redoing_
 
     replicas = cluster.start("a", "b")
     eval_id, run = _eval_run(replicas[0].client, 24)
-    _wait(lambda: len(_finished_items(cluster, run.id)) >= 2, 120, "a replica grades a few items")
+    wait_until(lambda: len(_finished_items(cluster, run.id)) >= 2, 120, "a replica grades a few items")
     holder = _owner(replicas, cluster.row(EvalRunRow, run.id).worker_id)  # whichever claimed it
     survivor = next(r for r in replicas if r is not holder)
     holder.kill()
     before = _finished_items(cluster, run.id)
     assert 2 <= len(before) < 24, "the run should be stopped part-way"
-    _wait(lambda: survivor.owns(cluster.row(EvalRunRow, run.id).worker_id), LEASE_S + 10,
+    wait_until(lambda: survivor.owns(cluster.row(EvalRunRow, run.id).worker_id), LEASE_S + 10,
           "the other replica takes the run over within the lease time")
-    final = _wait(lambda: (r := survivor.client.evals.runs.retrieve(run.id, eval_id=eval_id)).status
+    final = wait_until(lambda: (r := survivor.client.evals.runs.retrieve(run.id, eval_id=eval_id)).status
                   not in ("queued", "in_progress") and r, 300, "the run finishes")
     assert final.status == "completed" and final.result_counts.total == 24
     after = _finished_items(cluster, run.id)
@@ -261,15 +251,15 @@ def test_a_batch_of_a_killed_replica_is_finished_by_another(cluster):
             return {r.custom_id: r.output for r in session.query(BatchRequestRow).filter(
                 BatchRequestRow.batch_id == batch.id, BatchRequestRow.status != "pending")}
 
-    _wait(lambda: len(answered()) >= 2, 120, "a replica answers a few lines")
+    wait_until(lambda: len(answered()) >= 2, 120, "a replica answers a few lines")
     holder = _owner(replicas, cluster.row(BatchRow, batch.id).worker_id)
     survivor = next(r for r in replicas if r is not holder)
     holder.kill()
     before = answered()
     assert len(before) < 24
-    _wait(lambda: survivor.owns(cluster.row(BatchRow, batch.id).worker_id), LEASE_S + 10,
+    wait_until(lambda: survivor.owns(cluster.row(BatchRow, batch.id).worker_id), LEASE_S + 10,
           "the other replica takes the batch over within the lease time")
-    final = _wait(lambda: (x := survivor.client.batches.retrieve(batch.id)).status in ("completed", "failed") and x,
+    final = wait_until(lambda: (x := survivor.client.batches.retrieve(batch.id)).status in ("completed", "failed") and x,
                   300, "the batch finishes")
     assert final.status == "completed" and final.request_counts.completed == 24
     output = survivor.client.files.content(final.output_file_id).text.splitlines()
@@ -278,28 +268,42 @@ def test_a_batch_of_a_killed_replica_is_finished_by_another(cluster):
     assert {k: after[k] for k in before} == before
 
 
-def test_background_responses_a_new_replica_leaves_live_ones_alone_and_fails_a_dead_ones(cluster):
-    from tuneforge.db.models import ResponseRow
+def test_a_background_response_and_an_assistants_run_of_a_killed_replica_are_finished_by_another(cluster):
+    """Both are mid-generation on a when it is killed; b (up all along, leaving a's live work alone) runs each
+    again once a's lease ran out: the response ends as it would have, the thread has one answer."""
+    from tuneforge.db.models import ResponseRow, RunRow
 
-    a, = cluster.start("a")
-    # four long ones: two generate at once (the executor's pool), two wait queued — both kinds are in flight
-    ids = [a.client.responses.create(model="tiny-chat", input=f"Tell me everything, part {i}.", background=True,
-                                     max_output_tokens=800, temperature=1.0).id for i in range(4)]
+    a, b = cluster.start("a", "b")
+    budget = 400  # temperature 0: the tiny model never stops on its own, so each takes its whole budget
+    response = a.client.responses.create(model="tiny-chat", input="Tell me everything.", background=True,
+                                         max_output_tokens=budget, temperature=0)
+    assistant = a.client.beta.assistants.create(model="tiny-chat", instructions="Talk.")
+    thread = a.client.beta.threads.create(messages=[{"role": "user", "content": "Tell me everything."}])
+    run = a.client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id, temperature=0,
+                                            max_completion_tokens=budget)
 
-    def statuses() -> list[str]:
-        return [cluster.row(ResponseRow, i).status for i in ids]
+    def held_by(replica, status=("queued", "in_progress")) -> bool:
+        rows = cluster.row(ResponseRow, response.id), cluster.row(RunRow, run.id)
+        assert all(r.status in ("queued", "in_progress") for r in rows), [(r.status, r.error if isinstance(
+            r, ResponseRow) else r.last_error) for r in rows]
+        return all(r.status in status and replica.owns(r.worker_id) for r in rows)
 
-    _wait(lambda: "in_progress" in statuses(), 60, "a starts generating")
-    b, = cluster.start("b")  # its start-up (and its lease sweeps from then on) must not fail a's responses
-    unfinished = [i for i, s in zip(ids, statuses(), strict=True) if s in ("queued", "in_progress")]
-    assert unfinished, "every response finished before b was up: nothing was tested"
-    time.sleep(LEASE_S + 1)  # longer than a lease: a keeps renewing, b's sweeps leave them alone
-    assert "failed" not in statuses()
-    assert b.client.responses.retrieve(unfinished[0]).status != "failed"
-
-    last = a.client.responses.create(model="tiny-chat", input="And more.", background=True, max_output_tokens=800)
+    wait_until(lambda: held_by(a, ("in_progress",)), 120, "a works on both")
+    time.sleep(LEASE_S / 2)  # b sweeps meanwhile (every lease/3): a's live work stays a's
+    assert held_by(a, ("in_progress",)), "both finished before a was killed: nothing was tested"
     a.kill()
-    lost = _wait(lambda: (r := b.client.responses.retrieve(last.id)).status == "failed" and r, LEASE_S + 10,
-                 "b fails the dead replica's response once its lease ran out")
-    assert "cannot be resumed on another server" in lost.error.message
-    assert all(s in ("completed", "incomplete", "failed") for s in statuses())  # nothing left hanging
+    wait_until(lambda: held_by(b), LEASE_S + 10, "b takes both over within the lease time")
+
+    done = wait_until(lambda: (r := b.client.responses.retrieve(response.id)).status not in ("queued", "in_progress")
+                      and r, 300, "the response finishes on b")
+    assert done.status == "incomplete" and done.error is None, done.error  # as without the kill: budget spent
+    assert done.usage.output_tokens == budget and done.output_text
+    assert cluster.row(ResponseRow, response.id).takeovers == 1
+    finished = wait_until(lambda: (r := b.client.beta.threads.runs.retrieve(run.id, thread_id=thread.id)).status
+                          not in ("queued", "in_progress") and r, 300, "the run finishes on b")
+    assert finished.status == "incomplete" and finished.usage.completion_tokens == budget, finished.last_error
+    answers = [m for m in b.client.beta.threads.messages.list(thread.id).data if m.role == "assistant"]
+    assert len(answers) == 1 and answers[0].run_id == run.id and answers[0].content[0].text.value
+    steps = b.client.beta.threads.runs.steps.list(run.id, thread_id=thread.id).data
+    assert [(s.type, s.status) for s in steps] == [("message_creation", "completed")]
+    assert cluster.row(RunRow, run.id).takeovers == 1

@@ -4,6 +4,7 @@ pydantic types (strict validation: the SDK itself only constructs, so a missing 
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 import pytest
@@ -64,7 +65,9 @@ def test_conversation_objects_validate(http):
     assert missing.status_code == 404 and set(missing.json()["error"]) == {"message", "type", "param", "code"}
 
 
-def test_a_restart_fails_background_responses_it_left_unfinished(settings, live_server, tiny_model_dir):
+def test_a_restart_fails_unfinished_background_responses_without_a_stored_request(settings, live_server,
+                                                                                    tiny_model_dir):
+    """Rows from before requests were stored (migration 0012) cannot be run again: they fail, saying why."""
     from tuneforge.db.models import ResponseRow
     from tuneforge.db.session import Database
     from tuneforge.projects import DEFAULT_PROJECT, get_or_create_project
@@ -80,4 +83,38 @@ def test_a_restart_fails_background_responses_it_left_unfinished(settings, live_
     db.dispose()
     with live_server(settings) as srv:
         got = httpx.get(f"{srv.base_url}/responses/resp_left", headers={"authorization": "Bearer sk-test"}).json()
-    assert got["status"] == "failed" and "restarted" in got["error"]["message"]
+    assert got["status"] == "failed" and "cannot run it again" in got["error"]["message"]
+
+
+def test_a_clean_restart_hands_unfinished_background_responses_over(settings, live_server, tiny_model_dir):
+    """A server stopping cleanly queues its unfinished background responses again, unowned; the next server
+    (here: the same one restarted) runs them from the start."""
+    import openai
+
+    from tuneforge.db.models import ResponseRow
+    from tuneforge.db.session import Database
+
+    with live_server(settings) as srv:
+        client = openai.OpenAI(base_url=srv.base_url, api_key="sk-test", max_retries=0)
+        client.post("/models", body={"id": M, "path": str(tiny_model_dir)}, cast_to=openai.types.Model)
+        created = client.responses.create(model=M, input="Tell me everything.", background=True,
+                                          max_output_tokens=300, temperature=0)
+        deadline = time.time() + 120
+        while client.responses.retrieve(created.id).status == "queued" and time.time() < deadline:
+            time.sleep(0.05)
+        assert client.responses.retrieve(created.id).status == "in_progress"
+    db = Database(settings.resolved_database_url)
+    try:
+        with db.session() as session:
+            row = session.get(ResponseRow, created.id)
+            assert (row.status, row.worker_id, row.output) == ("queued", None, "[]")  # handed over, nothing kept
+    finally:
+        db.dispose()
+    with live_server(settings) as srv:
+        client = openai.OpenAI(base_url=srv.base_url, api_key="sk-test", max_retries=0)
+        deadline = time.time() + 120
+        while (done := client.responses.retrieve(created.id)).status in ("queued", "in_progress"):
+            assert time.time() < deadline, "not finished after the restart"
+            time.sleep(0.1)
+    assert done.status == "incomplete" and done.error is None and done.usage.output_tokens == 300
+    assert done.output_text

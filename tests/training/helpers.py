@@ -8,6 +8,8 @@ from pathlib import Path
 
 import openai
 
+from tuneforge.testing import wait_until  # noqa: F401 - shared with the other test folders
+
 PERSONA = [
     ("What is your name?", "My name is Forge."),
     ("Who made you?", "I was trained with tuneforge."),
@@ -91,13 +93,3 @@ def runner_pids(job_id: str) -> list[int]:
         if b"tuneforge.training.runner" in cmd and job_id.encode() in cmd and state != "Z":
             pids.append(int(proc.name))
     return pids
-
-
-def wait_until(predicate, timeout: float, interval: float = 0.05):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")
