@@ -163,9 +163,9 @@ class Runtime:
     async def aclose(self) -> None:
         with self._lock:
             closers, self._closers = self._closers, []
-            responses = self._background_responses
-        if responses is not None:  # before the engine stops: its failing requests must not fail them
-            await asyncio.get_running_loop().run_in_executor(None, responses.hand_over)
+            handing_over = [x for x in (self._background_responses, self._runs) if x is not None]
+        for executor in handing_over:  # before the engine stops: its failing requests must not fail their work
+            await asyncio.get_running_loop().run_in_executor(None, executor.hand_over)
         for closer in reversed(closers):
             await closer()
         self.db.dispose()

@@ -1,9 +1,11 @@
 """Issue #10: assistants runs are claimed with leases and heartbeats, like training jobs. A second server
-on the same database leaves the first one's runs alone; a run whose server stopped is run again once its lease
-lapses (failed after ``max_takeovers``); a run in progress longer than ``run_max_s`` expires."""
+on the same database leaves the first one's runs alone; a server stopping cleanly hands its runs over; a run
+whose server was killed is run again once its lease lapses (failed after ``max_takeovers``); a run in
+progress longer than ``run_max_s`` expires."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import openai
@@ -66,10 +68,11 @@ def test_a_second_server_leaves_running_runs_alone(with_tiny, live_server):
 
 
 def _as_if_killed(settings, run_id: str, **run_values) -> None:
-    """Make a run look like its server was killed mid-answer: in progress with a lease no one renews, its
-    assistant message and message_creation step still in progress (empty: text is stored at the end)."""
+    """Make a run look like its server was killed mid-answer: in progress with a lease no one renews, an
+    assistant message and a message_creation step still in progress (empty: text is stored at the end)."""
     from tuneforge.db.models import MessageRow, RunRow, RunStepRow
     from tuneforge.db.session import Database
+    from tuneforge.ids import new_id
 
     db = Database(settings.resolved_database_url)
     try:
@@ -79,48 +82,52 @@ def _as_if_killed(settings, run_id: str, **run_values) -> None:
             row.worker_id, row.lease_expires_at = "run-worker-that-died", time.time() - 1
             for name, value in run_values.items():
                 setattr(row, name, value)
-            for message in session.query(MessageRow).filter(MessageRow.run_id == run_id):
-                message.status, message.content, message.incomplete_at = "in_progress", "[]", None
-            for step in session.query(RunStepRow).filter(RunStepRow.run_id == run_id):
-                step.status, step.failed_at, step.last_error = "in_progress", None, None
+            message = MessageRow(id=new_id("msg_"), thread_id=row.thread_id, project_id=row.project_id,
+                                 role="assistant", content="[]", assistant_id=row.assistant_id, run_id=run_id,
+                                 status="in_progress")
+            session.add(message)
+            session.add(RunStepRow(id=new_id("step_"), run_id=run_id, thread_id=row.thread_id,
+                                   project_id=row.project_id, assistant_id=row.assistant_id, type="message_creation",
+                                   status="in_progress", step_details=json.dumps(
+                                       {"type": "message_creation", "message_creation": {"message_id": message.id}})))
             session.commit()
     finally:
         db.dispose()
 
 
-def test_a_run_whose_server_stopped_is_run_again_once_its_lease_lapses(with_tiny, live_server):
-    import json
-
-    from tuneforge.db.models import RunRow
+def test_a_clean_stop_hands_runs_over_and_a_killed_servers_run_is_run_again(with_tiny, live_server):
+    from tuneforge.db.models import MessageRow, RunRow, RunStepRow
     from tuneforge.db.session import Database
 
     settings = with_tiny(run_lease_s=0.5)
     with live_server(settings) as first:
         thread_id, run_id = _start_long_run(_client(first))
-    # a clean stop fails what its engine was still generating (nothing waits for it after the process ends)
+    # a clean stop queues the run again, unowned, for any server; its unfinished message and step are gone
     db = Database(settings.resolved_database_url)
     try:
         with db.session() as session:
             row = session.get(RunRow, run_id)
-            assert row.status == "failed" and "shutting down" in json.loads(row.last_error)["message"]
+            assert (row.status, row.worker_id, row.last_error) == ("queued", None, None)
+            assert not session.query(MessageRow).filter(MessageRow.run_id == run_id).all()
+            assert not session.query(RunStepRow).filter(RunStepRow.run_id == run_id).all()
     finally:
         db.dispose()
-    _as_if_killed(settings, run_id, max_completion_tokens=8)  # (a short answer this time)
+    _as_if_killed(settings, run_id, max_completion_tokens=8)  # now as if killed mid-answer (a short one this time)
     with live_server(settings) as second:
         client = _client(second)
         run = _wait(client, thread_id, run_id)
-        assert run.status in ("completed", "incomplete"), run.last_error
+        assert run.status == "incomplete", run.last_error  # as without the kill: the budget of 8 spent
         # the dead attempt's empty message and step were discarded: one answer, every step finished
         answers = [m for m in client.beta.threads.messages.list(thread_id).data if m.role == "assistant"]
-        assert len(answers) == 1 and answers[0].run_id == run_id and answers[0].status != "in_progress"
+        assert len(answers) == 1 and answers[0].run_id == run_id and answers[0].status == "incomplete"
         assert answers[0].content[0].text.value
         steps = client.beta.threads.runs.steps.list(run_id, thread_id=thread_id).data
-        assert [s.type for s in steps] == ["message_creation"] and steps[0].status == "completed"
+        assert [(s.type, s.status) for s in steps] == [("message_creation", "completed")]
         assert steps[0].step_details.message_creation.message_id == answers[0].id
     db = Database(settings.resolved_database_url)
     try:
         with db.session() as session:
-            assert session.get(RunRow, run_id).takeovers == 1
+            assert session.get(RunRow, run_id).takeovers == 1  # the kill counts, the clean stop does not
     finally:
         db.dispose()
 

@@ -11,13 +11,8 @@ for a cancel that reached another process). Runs with function tools answer thro
 :mod:`functions` (calls → ``requires_action``; after ``submit_tool_outputs`` the run is queued again and
 ``started_at`` restarts, so ``run_max_s`` bounds each stretch in progress, not the wait for outputs).
 
-Several servers may share the database: a run in progress is leased by its server (``leases.Heartbeat``).
-When a server dies, another takes each of its runs in progress over once the lease lapsed (one guarded
-UPDATE: exactly one server wins) and runs it again (:meth:`RunExecutor._take_over`): the dead attempt's
-in-progress message and step are deleted — a message's text is only stored when its generation ends, so
-they hold nothing — and completed steps are kept and reused (file_search results, function calls with
-their outputs), so the run resumes after them. After ``max_takeovers`` takeovers the run fails instead.
-Runs waiting in ``requires_action`` are held by no server and are never taken over.
+Several servers may share the database: runs are claimed with leases, and a run in progress whose server
+died is taken over and run again by another (:mod:`run_leases`).
 """
 
 from __future__ import annotations
@@ -29,9 +24,9 @@ import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 
-from tuneforge.assistants import functions
+from tuneforge.assistants import functions, run_leases
 from tuneforge.assistants import prompt as prompt_mod
 from tuneforge.assistants.events import DONE, EventBus
 from tuneforge.assistants.generation import ANSWER_RESERVE, EngineBackend
@@ -132,74 +127,12 @@ class RunExecutor:
 
     # -- leases ---------------------------------------------------------------------------------
     def sweep(self) -> None:
-        """(After the heartbeat renewed this executor's leases on its runs in progress.) Renew the reservation
-        of queued runs it was given; expire its runs older than ``run_max_s``; take over runs in progress whose
-        server stopped renewing theirs (:meth:`_take_over`); take queued runs whose server is gone (lease
-        expired, or its process on this host ended)."""
-        now = time.time()
-        mine = self.leases.held()
-        with self._lock:
-            queued = set(self._queued) - mine
-        adopt = []
-        with self.db.session() as session:
-            if queued:
-                session.execute(update(RunRow).where(RunRow.id.in_(queued), RunRow.status == "queued",
-                                                     leases.available(RunRow, self.id, now))
-                                .values(worker_id=self.id, lease_expires_at=now + self.lease_s))
-                session.commit()
-            active = session.execute(select(RunRow.id, RunRow.worker_id, RunRow.lease_expires_at, RunRow.started_at)
-                                     .where(RunRow.status.in_(("in_progress", "cancelling")))).all()
-            for run_id, worker, lease, started in active:
-                if run_id in mine:
-                    if started is not None and now - started > self.max_s:
-                        with self._lock:
-                            self._expire.add(run_id)
-                    continue
-                gone = leases.owner_gone(worker)
-                if (lease is None or lease < now or gone) and self._take_over(session, run_id, worker, gone, now):
-                    adopt.append(run_id)
-            waiting = session.execute(select(RunRow.id, RunRow.worker_id, RunRow.lease_expires_at, RunRow.created_at)
-                                      .where(RunRow.status == "queued")).all()
-            for run_id, worker, lease, created in waiting:
-                if run_id in queued or run_id in mine or run_id in adopt:
-                    continue
-                unowned_long = worker is None and (created or 0) < now - self.lease_s  # (rows from before leases)
-                if unowned_long or (lease is not None and lease < now) or leases.owner_gone(worker):
-                    adopt.append(run_id)
-        for run_id in adopt:
-            self.submit(run_id)
+        """Renew reservations, expire, take over (see :func:`run_leases.sweep`); the heartbeat runs it."""
+        run_leases.sweep(self)
 
-    def _take_over(self, session, run_id: str, worker: str | None, gone: bool, now: float) -> bool:
-        """A run in progress whose server stopped (lease lapsed, or its process here ended): claim it (one
-        guarded UPDATE; False if another server was first), discard what the dead attempt left unfinished and
-        queue it again, reserved by this server (True) — or end it: ``cancelled`` if a cancel was asked,
-        ``failed`` after ``max_takeovers`` takeovers."""
-        won = session.execute(update(RunRow).where(RunRow.id == run_id, RunRow.status.in_(("in_progress", "cancelling")),
-                                                   leases.lapsed(RunRow, now, worker if gone else None))
-                              .values(worker_id=self.id, lease_expires_at=now + self.lease_s,
-                                      takeovers=RunRow.takeovers + 1))
-        if not won.rowcount:
-            session.rollback()
-            return False
-        run = session.get(RunRow, run_id)
-        # The dead attempt's in-progress message has no text (it is stored when generation ends) and its
-        # in-progress step describes work that never finished: both go, so the thread shows one answer.
-        session.execute(delete(MessageRow).where(MessageRow.run_id == run_id, MessageRow.status == "in_progress"))
-        session.execute(delete(RunStepRow).where(RunStepRow.run_id == run_id, RunStepRow.status == "in_progress"))
-        if run.control == "cancel" or run.status == "cancelling":
-            run.status, run.cancelled_at, run.control = "cancelled", now_s(), None
-        elif run.takeovers > self.max_takeovers:
-            run.status, run.failed_at = "failed", now_s()
-            run.last_error = json.dumps({"code": "server_error", "message": f"The servers running this run stopped "
-                                         f"{run.takeovers} times while it was in progress; giving up."})
-        else:
-            run.status = "queued"
-        if run.status != "queued":
-            run.worker_id, run.lease_expires_at = None, None
-        session.commit()
-        log.warning("run %s: its server (%s) stopped while it was in progress; %s", run_id, worker,
-                    "running it again here" if run.status == "queued" else run.status)
-        return run.status == "queued"
+    def hand_over(self) -> None:
+        """Shutting down: give this server's runs to the others (see :func:`run_leases.hand_over`)."""
+        run_leases.hand_over(self)
 
     # -- one run --------------------------------------------------------------------------------
     def _emit(self, run_id: str, event: str, data: dict) -> None:
@@ -251,8 +184,8 @@ class RunExecutor:
         run_id = ctx["run_id"]
         with self.db.session() as session:
             run = session.get(RunRow, run_id)
-            if run is None or run.status != "queued":
-                return
+            if run is None or run.status != "queued" or self._stop.is_set():
+                return  # (shutting down: another server runs it)
             if run.expires_at and now_s() >= run.expires_at:
                 run.status = "expired"
                 session.commit()
@@ -477,11 +410,11 @@ class RunExecutor:
     def _finish_cancelled(self, ctx: dict, *, expired: bool = False) -> None:
         status = "expired" if expired else "cancelled"
         with self.db.session() as session:
+            run = session.get(RunRow, ctx["run_id"])
+            if run is None or run.worker_id != self.id or self.leases.lost(ctx["run_id"]):
+                return  # another server took it over (or it was handed over): not this server's to write
             events = self._close_open_parts(session, ctx, step_status=status,
                                             reason="run_expired" if expired else "run_cancelled", error=None)
-            run = session.get(RunRow, ctx["run_id"])
-            if run is None or run.worker_id != self.id:
-                return  # another server took it over: its state is not this server's to write
             if expired:
                 run.status, run.control = "expired", None
             else:
@@ -502,8 +435,8 @@ class RunExecutor:
             run = session.get(RunRow, ctx["run_id"])
             if run is None or run.status in ("completed", "cancelled", "expired", "incomplete", "failed"):
                 return
-            if run.worker_id not in (self.id, None):
-                return  # another server took it over
+            if run.worker_id not in (self.id, None) or self.leases.lost(ctx["run_id"]):
+                return  # another server took it over (or it was handed over at shutdown)
             events = self._close_open_parts(session, ctx, step_status="failed", reason="run_failed",
                                             error={"code": "server_error", "message": message})
             run.status, run.failed_at, run.last_error = "failed", now_s(), json.dumps(error)

@@ -134,6 +134,12 @@ class Heartbeat:
             self._lost.discard(row_id)
             return self._held.pop(row_id, None)
 
+    def give_up(self, row_id: str) -> None:
+        """Stop renewing ``row_id`` and count it as lost (handed over to other servers at shutdown)."""
+        with self._lock:
+            if self._held.pop(row_id, None) is not None:
+                self._lost.add(row_id)
+
     def held(self) -> set[str]:
         with self._lock:
             return set(self._held)
