@@ -27,6 +27,9 @@ import traceback
 
 log = logging.getLogger("tuneforge.training")
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGUSR1}
+# how long Ray Train waits for the workers' resources before the run fails (Ray's default is 60 s); the
+# controller it starts inherits this process's value
+START_TIMEOUT_ENV, START_TIMEOUT_S = "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", "600"
 
 
 def stop_file_path(data_dir, job_id: str, owner: str):
@@ -72,12 +75,14 @@ def run(settings, db, job_id: str, owner: str, spec: dict) -> int:
 
     from tuneforge.db.models import FineTuningJobRow
     from tuneforge.training import checkpoints as ck
+    from tuneforge.training import runner
 
     with db.session() as session:
         job = session.get(FineTuningJobRow, job_id)
         if job is None or job.status != "running" or job.worker_id != owner:
             return 0  # cancelled or taken over before we started
     workers, cpus = int(spec["num_workers"]), float(spec.get("cpus_per_worker") or 1)
+    os.environ.setdefault(START_TIMEOUT_ENV, START_TIMEOUT_S)
     trainer = TorchTrainer(
         _train_worker,
         train_loop_config={"job_id": job_id, "owner": owner, "settings": settings.model_dump_json(),
@@ -89,9 +94,14 @@ def run(settings, db, job_id: str, owner: str, spec: dict) -> int:
                              failure_config=FailureConfig(max_failures=0)))
     try:
         result = trainer.fit()
-    except Exception:
-        traceback.print_exc()  # a lost worker; a training error was already recorded by rank 0
-        return 1
+    except Exception as exc:
+        traceback.print_exc()
+        if "Insufficient cluster resources" in str(exc):  # can never fit this cluster: retrying will not help
+            runner.fail(db, job_id, owner, "training_error", f"The Ray cluster cannot hold {workers} training "
+                        f"workers of {cpus:g} CPUs: lower 'distributed.num_workers' or 'cpus_per_worker'.",
+                        "distributed.num_workers")
+            return 0
+        return 1  # a lost worker (a training error was already recorded by rank 0): Ray reports the run FAILED
     return int((result.metrics or {}).get("exit_code", 0))
 
 
