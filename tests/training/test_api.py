@@ -158,3 +158,21 @@ def test_lost_worker_lease_requeues_the_job(sdk, settings, ready):
     job = client.fine_tuning.jobs.retrieve(job.id)
     assert job.status == "queued"
     assert "queued again" in client.fine_tuning.jobs.list_events(job.id).data[0].message
+
+
+def test_distributed_extension_is_checked_and_echoed(ready):
+    """``distributed`` (tuneforge extension): several workers need the Ray backend; this server is local."""
+    client, fid = ready
+    with pytest.raises(openai.BadRequestError) as err:
+        client.fine_tuning.jobs.create(model="tiny-chat", training_file=fid, extra_body={"distributed": {"num_workers": 2}})
+    assert err.value.param == "distributed.num_workers" and "TUNEFORGE_TRAINING_BACKEND=ray" in err.value.message
+    for bad, param in (({"num_workers": 0}, "distributed.num_workers"),
+                       ({"num_workers": 1, "cpus_per_worker": 0}, "distributed.cpus_per_worker"),
+                       ({"workers": 2}, "distributed.workers")):
+        with pytest.raises(openai.BadRequestError) as err:
+            client.fine_tuning.jobs.create(model="tiny-chat", training_file=fid, extra_body={"distributed": bad})
+        assert err.value.param == param, (bad, err.value.param)
+    job = client.fine_tuning.jobs.create(model="tiny-chat", training_file=fid, extra_body={"distributed": {}})
+    assert job.model_extra["tuneforge"]["distributed"] == {"num_workers": 1, "cpus_per_worker": 1}
+    assert "distributed" not in client.fine_tuning.jobs.create(model="tiny-chat", training_file=fid).model_extra[
+        "tuneforge"]

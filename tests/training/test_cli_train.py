@@ -34,3 +34,13 @@ def test_train_follow_and_jobs_commands(tiny_server, tmp_path):
     assert lines[0]["object"] == "fine_tuning.job.event"
     missing = runner.invoke(app, ["jobs", "get", "ftjob-nope", *url])
     assert missing.exit_code == 1 and "No fine-tuning job" in missing.output
+
+    # --workers: the distributed extension; this server trains locally, so more than one is refused
+    fid = next(f.id for f in client.files.list() if f.purpose == "fine-tune")
+    refused = runner.invoke(app, ["jobs", "create", "-m", "tiny-chat", "-t", fid, "--workers", "2", *url])
+    assert refused.exit_code == 1 and "TUNEFORGE_TRAINING_BACKEND=ray" in refused.output
+    one = runner.invoke(app, ["jobs", "create", "-m", "tiny-chat", "-t", fid, "--workers", "1", "--json", *url])
+    assert one.exit_code == 0, one.output
+    created = json.loads(one.stdout)
+    assert created["tuneforge"]["distributed"] == {"num_workers": 1, "cpus_per_worker": 1}
+    client.fine_tuning.jobs.cancel(created["id"])

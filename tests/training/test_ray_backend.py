@@ -5,6 +5,7 @@ One head for the module (it takes ~15 s to start); each test runs its own tunefo
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -39,7 +40,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def ray_head():
-    head = RayHead(num_cpus=1)
+    head = RayHead(num_cpus=2)  # logical CPUs: a job on 2 Ray Train workers reserves 1 each
     try:
         head.wait_ready()
         print(f"\nRay head ready in {head.started_s:.1f} s")
@@ -230,6 +231,64 @@ def test_a_run_ray_loses_is_retried_from_its_checkpoint_and_pause_resume_resubmi
     assert len(ids) == 3 and len(set(ids)) == 3 and ids[0] == job.id
     assert ray_status(jobs_client, ids[-1]) in ("RUNNING", "SUCCEEDED")
     assert len([m for m in messages if m.startswith("New fine-tuned model")]) == 1
+
+
+def test_a_job_on_two_workers_trains_through_ray_train_pauses_and_resumes(
+        ray_head, jobs_client, make_settings, live_server, tiny_model_dir, tmp_path):
+    """``distributed.num_workers`` = 2: a Ray Train TorchTrainer with 2 CPU workers on gloo; rank 0 writes."""
+    with live_server(ray_settings(make_settings, ray_head)) as server:
+        client = openai.OpenAI(base_url=server.base_url, api_key="sk-test", max_retries=0)
+        register_tiny(client, tiny_model_dir)
+        train = upload(client, write_jsonl(tmp_path / "train.jsonl", chat_lines()))
+        started = time.time()
+        job = client.fine_tuning.jobs.create(
+            model="tiny-chat", training_file=train, seed=5,
+            method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 8, "batch_size": 3}}},
+            extra_body={"distributed": {"num_workers": 2, "cpus_per_worker": 1}})  # 32 steps, shards of 2 and 1
+        assert job.model_extra["tuneforge"]["distributed"] == {"num_workers": 2, "cpus_per_worker": 1}
+        wait_for(client, job.id, statuses=("running",), timeout=180, predicate=lambda j: step_of(j) >= 2)
+        client.fine_tuning.jobs.pause(job.id)
+        paused = wait_for(client, job.id, statuses=("paused",), timeout=90)
+        assert ray_status(jobs_client, job.id) == "STOPPED"
+        step = step_of(paused)
+        assert 2 <= step < 32
+        assert client.fine_tuning.jobs.resume(job.id).status == "queued"
+        done = wait_for(client, job.id, timeout=300)
+        took = time.time() - started
+        assert done.status == "succeeded", done.error
+        events = all_events(client, job.id)
+        ids = submissions(client, job.id)
+        checkpoints = [c.step_number for c in client.fine_tuning.jobs.checkpoints.list(job.id)]
+        adapters = server.settings.data_dir / "adapters" / job.id
+        reply = client.chat.completions.create(model=done.fine_tuned_model, max_tokens=4,
+                                               messages=[{"role": "user", "content": "What is your name?"}])
+    print(f"\n2-worker job (32 steps, paused and resumed) took {took:.1f} s")
+    assert reply.choices[0].message.content
+    assert len(ids) == 2 and ids[0] == job.id
+    for sid in ids:
+        info = jobs_client.get_job_info(sid)
+        assert info.entrypoint.split()[2:4] == ["-m", "tuneforge.training.ray_train"]
+    messages = [e.message for e in events]
+    assert any(m.startswith(f"Submitted to the Ray cluster as Ray job {job.id} (Ray Train, 2 workers x 1 CPUs)")
+               for m in messages), messages
+    assert any(m.startswith(f"Resuming from step {step}") for m in messages), (step, messages)
+    # every step once, from rank 0 only, with a finite loss
+    steps = metrics(events)
+    assert [m["step"] for m in steps] == list(range(1, 33))
+    assert all(math.isfinite(m["train_loss"]) for m in steps)
+    assert steps[-1]["train_loss"] < steps[0]["train_loss"]
+    started_events = [e for e in events if e.message.startswith("Training on 2 workers")]  # once a job, as "Loaded"
+    assert [e.data for e in started_events] == [{"world_size": 2, "backend": "gloo", "threads_per_worker": 1}]
+    # the run after the resume: both ranks trained, on disjoint shards, together every remaining example
+    stats = next(e.data for e in events if e.message.startswith("Trained on 2 workers"))
+    remaining = 12 * 8 - 3 * step
+    assert stats["world_size"] == 2 and stats["shard_overlap"] == 0
+    assert sum(stats["examples_per_rank"]) == remaining and min(stats["examples_per_rank"]) > 0
+    assert stats["examples_per_rank"][0] > stats["examples_per_rank"][1]  # shards of 2 and 1 per batch of 3
+    assert len([m for m in messages if m.startswith("New fine-tuned model")]) == 1
+    assert checkpoints == [32, 28, 24]
+    assert (adapters / "final" / "adapter_model.safetensors").is_file()
+    assert (adapters / "ray_train").is_dir()  # Ray Train's run folder is the job's, not ~/ray_results
 
 
 def test_an_unreachable_ray_cluster_leaves_jobs_queued(make_settings, live_server, tiny_model_dir, tmp_path):

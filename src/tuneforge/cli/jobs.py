@@ -63,16 +63,30 @@ def validation_eval(graders_file: Path | None, score_items: int | None) -> dict 
     return spec
 
 
+WorkersOpt = Annotated[int | None, typer.Option(
+    "--workers", help="Data-parallel training workers (Ray Train; needs the server's Ray backend when > 1)")]
+CpusPerWorkerOpt = Annotated[float | None, typer.Option(help="CPUs each training worker reserves (default 1)")]
+
+
+def distributed(workers: int | None, cpus_per_worker: float | None) -> dict | None:
+    """The ``distributed`` extension from --workers / --cpus-per-worker (None: neither given)."""
+    if workers is None and cpus_per_worker is None:
+        return None
+    return {k: v for k, v in (("num_workers", workers), ("cpus_per_worker", cpus_per_worker)) if v is not None}
+
+
 def create_job(client, *, model: str, training_file: str, validation_file: str | None, suffix: str | None,
-               seed: int | None, method: str, hp: dict, metadata: dict | None, scoring: dict | None = None):
+               seed: int | None, method: str, hp: dict, metadata: dict | None, scoring: dict | None = None,
+               workers: dict | None = None):
     kwargs: dict = {"model": model, "training_file": training_file,
                     "method": {"type": method, method: {"hyperparameters": hp}}}
     for key, value in (("validation_file", validation_file), ("suffix", suffix), ("seed", seed),
                        ("metadata", metadata)):
         if value is not None:
             kwargs[key] = value
-    if scoring is not None:  # a tuneforge extension: the SDK sends it as an extra body field
-        kwargs["extra_body"] = {"validation_eval": scoring}
+    extensions = {k: v for k, v in (("validation_eval", scoring), ("distributed", workers)) if v is not None}
+    if extensions:  # tuneforge extensions: the SDK sends them as extra body fields
+        kwargs["extra_body"] = extensions
     return client.fine_tuning.jobs.create(**kwargs)
 
 
@@ -94,6 +108,7 @@ def create(model: Annotated[str, typer.Option("--model", "-m", help="Base model 
                     "validation file; see `tuneforge jobs checkpoints`")] = None,
            score_items: Annotated[int | None, typer.Option(help="Validation items each checkpoint is scored on "
                                                                 "(default 32)")] = None,
+           workers: WorkersOpt = None, cpus_per_worker: CpusPerWorkerOpt = None,
            follow_: Annotated[bool, typer.Option("--follow", help="Show live progress until the job ends")] = False,
            base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, json_out: JsonOpt = False) -> None:
     """Create a fine-tuning job."""
@@ -101,7 +116,8 @@ def create(model: Annotated[str, typer.Option("--model", "-m", help="Base model 
     job = create_job(client, model=model, training_file=training_file, validation_file=validation_file,
                      suffix=suffix, seed=seed, method=method, hp=hyperparameters(epochs, batch_size, lr_multiplier,
                                                                                    beta),
-                     metadata=parse_metadata(metadata), scoring=validation_eval(graders, score_items))
+                     metadata=parse_metadata(metadata), scoring=validation_eval(graders, score_items),
+                     workers=distributed(workers, cpus_per_worker))
     if json_out:
         print_json(job)
     else:

@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 
 from tuneforge.cli.common import ApiKeyOpt, BaseUrlOpt, JsonOpt, api_errors, console, make_client
-from tuneforge.cli.jobs import create_job, follow_job, hyperparameters, parse_metadata, validation_eval
+from tuneforge.cli.jobs import (
+    CpusPerWorkerOpt,
+    WorkersOpt,
+    create_job,
+    distributed,
+    follow_job,
+    hyperparameters,
+    parse_metadata,
+    validation_eval,
+)
 
 
 def _upload(client, path: Path, json_out: bool) -> str:
@@ -39,6 +48,7 @@ def train(data: Annotated[Path, typer.Argument(exists=True, dir_okay=False, read
                                                 "file (needs --validation); see `tuneforge jobs checkpoints`")] = None,
           score_items: Annotated[int | None, typer.Option(help="Validation items each checkpoint is scored on "
                                                                "(default 32)")] = None,
+          workers: WorkersOpt = None, cpus_per_worker: CpusPerWorkerOpt = None,
           follow: Annotated[bool, typer.Option("--follow/--no-follow", help="Watch progress until it ends")] = True,
           base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, json_out: JsonOpt = False) -> None:
     """Fine-tune MODEL on DATA with LoRA on the server (start it with `tuneforge serve`)."""
@@ -48,7 +58,7 @@ def train(data: Annotated[Path, typer.Argument(exists=True, dir_okay=False, read
     job = create_job(client, model=model, training_file=training_file, validation_file=validation_file,
                      suffix=suffix, seed=seed, method=method,
                      hp=hyperparameters(epochs, batch_size, lr_multiplier, beta), metadata=parse_metadata(metadata),
-                     scoring=validation_eval(graders, score_items))
+                     scoring=validation_eval(graders, score_items), workers=distributed(workers, cpus_per_worker))
     if not json_out:
         console.print(f"Created job [bold]{job.id}[/bold]; follow it later with `tuneforge jobs follow {job.id}`.")
     if follow:

@@ -132,6 +132,9 @@ class FineTuningJobRow(Base):
     # tuneforge extension: score every checkpoint on the validation file (JSON {graders, max_items,
     # sampling_params, eval_id}); the offline runner does it, see evals.checkpoint_scoring
     validation_eval: Mapped[str | None] = mapped_column(Text)
+    # tuneforge extension: data-parallel training workers (JSON {num_workers, cpus_per_worker}); a job
+    # with num_workers > 1 trains through Ray Train (training.ray_train), see training.jobs
+    distributed: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)  # {code, message, param}, JSON
     fine_tuned_model: Mapped[str | None] = mapped_column(String(512))
     result_files: Mapped[str] = mapped_column(Text, nullable=False, default="[]")

@@ -28,6 +28,7 @@ from tuneforge.training import store
 
 SUFFIX_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 HP_KEYS = ("batch_size", "learning_rate_multiplier", "n_epochs")
+MAX_WORKERS = 64
 
 
 # -- serialisation -------------------------------------------------------------------------------
@@ -60,7 +61,8 @@ def job_object(row: FineTuningJobRow) -> dict:
         # tuneforge extension: progress for CLIs and consoles, and the checkpoint scoring asked for
         "tuneforge": {"base_model": row.base_model, "step": row.step, "total_steps": row.total_steps,
                       "pause_requested": row.control == "pause",
-                      **({"validation_eval": store.loads(row.validation_eval)} if row.validation_eval else {})},
+                      **({"validation_eval": store.loads(row.validation_eval)} if row.validation_eval else {}),
+                      **({"distributed": store.loads(row.distributed)} if row.distributed else {})},
     }
 
 
@@ -114,6 +116,28 @@ def _check_metadata(metadata: dict | None) -> dict | None:
     return metadata
 
 
+def check_distributed(value: dict | None, settings: Settings) -> dict | None:
+    """The ``distributed`` extension with its defaults: {num_workers, cpus_per_worker} (None when absent).
+
+    Several workers train through Ray Train, so ``num_workers`` > 1 needs the Ray backend."""
+    if value is None:
+        return None
+    workers, cpus = value.get("num_workers", 1), value.get("cpus_per_worker")
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
+        raise InvalidRequest(f"Invalid 'distributed.num_workers': expected an integer from 1 to {MAX_WORKERS}, "
+                             f"got {workers!r}.", param="distributed.num_workers")
+    if cpus is None:
+        cpus = 1
+    elif isinstance(cpus, bool) or not isinstance(cpus, int | float) or not 0 < cpus <= 256:
+        raise InvalidRequest(f"Invalid 'distributed.cpus_per_worker': expected a number > 0 and <= 256, got "
+                             f"{cpus!r}.", param="distributed.cpus_per_worker")
+    if workers > 1 and settings.training_backend != "ray":
+        raise InvalidRequest(f"'distributed.num_workers' = {workers} needs the Ray training backend "
+                             "(TUNEFORGE_TRAINING_BACKEND=ray); this server trains each job in one local process.",
+                             param="distributed.num_workers", code="unsupported_parameter")
+    return {"num_workers": workers, "cpus_per_worker": cpus}
+
+
 def _check_file(session: Session, project_id: str, file_id: str, param: str) -> None:
     try:
         row = files_service.get_file(session, project_id, file_id)
@@ -145,6 +169,7 @@ def create_job(session: Session, registry: ModelRegistry, settings: Settings, pr
         raise InvalidRequest("Give hyperparameters either in 'method' or in the deprecated top-level "
                              "'hyperparameters', not both.", param="hyperparameters")
     hp = _check_hyperparameters(hp or legacy, mtype)
+    distributed = check_distributed(req.get("distributed"), settings)
     seed = req.get("seed")
     if seed is None:
         seed = secrets.randbelow(2**31)
@@ -156,7 +181,8 @@ def create_job(session: Session, registry: ModelRegistry, settings: Settings, pr
         training_file=req["training_file"], validation_file=req.get("validation_file"), suffix=suffix, seed=seed,
         method_type=mtype, hyperparameters=json.dumps(hp), metadata_json=store.dumps(_check_metadata(req.get("metadata"))),
         integrations=store.dumps(req.get("integrations")), result_files="[]",
-        validation_eval=store.dumps(req.get("validation_eval")))  # checked by evals.checkpoint_scoring
+        validation_eval=store.dumps(req.get("validation_eval")),  # checked by evals.checkpoint_scoring
+        distributed=store.dumps(distributed))
     session.add(row)
     session.flush()
     store.add_event(session, row.id, f"Created fine-tuning job: {row.id}", key="created")

@@ -32,7 +32,9 @@ def _watch_parent(parent: int) -> None:
         time.sleep(0.3)
 
 
-def run_job(settings, db, job_id: str, worker_id: str, stop: threading.Event) -> int:
+def run_job(settings, db, job_id: str, worker_id: str, stop: threading.Event, ranks=None) -> int:
+    """Train the job; ``ranks`` (``training.distributed.Ranks``): this process is one rank of several
+    (``training.ray_train``), and only rank 0 writes to the database and the data folder."""
     from tuneforge.data import load_chat_examples
     from tuneforge.db.models import FineTuningJobRow, Project
     from tuneforge.files import service as files_service
@@ -47,11 +49,13 @@ def run_job(settings, db, job_id: str, worker_id: str, stop: threading.Event) ->
     from tuneforge.training.reporter import DbReporter, model_name
     from tuneforge.training.trainer import Trainer, load_model
 
+    main = ranks is None or ranks.is_main
     registry = ModelRegistry(settings, db)
     blobs = LocalBlobStore(settings.blobs_dir)
     with db.session() as session:
         job = session.get(FineTuningJobRow, job_id)
-        if job is None or job.status != "running" or job.worker_id != worker_id:
+        # several ranks: the driver checked this once (ranks deciding apart could leave one waiting for the others)
+        if job is None or (ranks is None and (job.status != "running" or job.worker_id != worker_id)):
             return 0  # cancelled or taken over before we started
         project = session.get(Project, job.project_id)
         project_name = project.name if project else job.project_id
@@ -64,8 +68,13 @@ def run_job(settings, db, job_id: str, worker_id: str, stop: threading.Event) ->
                       if job.validation_file else None)
     out_root = ck.job_dir(settings.data_dir, job_id)
     out_root.mkdir(parents=True, exist_ok=True)
-    rep = DbReporter(db, settings, job, project_name, worker_id, out_root)
-    rep.stop = stop
+    if main:
+        rep = DbReporter(db, settings, job, project_name, worker_id, out_root)
+        rep.stop = stop
+    else:
+        from tuneforge.training.distributed import SilentReporter
+
+        rep = SilentReporter()
     rep.event("Fine-tuning job started.", key="started")
 
     # Stored uploads have no extension; training files are JSONL whatever they were called.
@@ -76,7 +85,7 @@ def run_job(settings, db, job_id: str, worker_id: str, stop: threading.Event) ->
 
     import torch
 
-    threads = settings.train_threads or cpu_count()
+    threads = (ranks.threads if ranks is not None else None) or settings.train_threads or cpu_count()
     torch.set_num_threads(threads)
     model_path = registry.materialize(job.base_model)
     tiny = (Path(model_path) / "tuneforge-tiny.json").is_file()
@@ -100,23 +109,29 @@ def run_job(settings, db, job_id: str, worker_id: str, stop: threading.Event) ->
     if context:
         cfg.max_seq_len = min(cfg.max_seq_len, int(context))
     trainer = Trainer(cfg, model, fmt, train_examples, valid_examples, rep, out_root, cache_dir=settings.data_dir /
-                      "cache", micro_batch_tokens=settings.train_micro_batch_tokens)
+                      "cache", micro_batch_tokens=settings.train_micro_batch_tokens, ranks=ranks)
     for i, warning in enumerate(trainer.prepared.warnings + (trainer.valid_prepared.warnings
                                                              if trainer.valid_prepared else [])):
         rep.event(warning, level="warn", key=f"data-warning:{i}")
     trainable = sum(p.numel() for p in trainer.params)
-    with db.session() as session:
-        session.get(FineTuningJobRow, job_id).resolved = store.dumps(cfg.hyperparameters())
+    if main:
+        with db.session() as session:
+            session.get(FineTuningJobRow, job_id).resolved = store.dumps(cfg.hyperparameters())
     rep.event(f"Loaded {job.base_model} in {time.perf_counter() - started:.1f} s: {trainer.n_train} training "
               f"examples ({trainer.prepared.tokens} tokens), {trainer.n_valid} validation examples, "
               f"{trainer.total_steps} steps ({cfg.n_epochs} epochs x {trainer.steps_per_epoch}), batch size "
               f"{cfg.batch_size}, learning rate {cfg.learning_rate:.2e}, {trainable:,} trainable parameters, "
               f"{threads} threads.", key="loaded", data={"hyperparameters": cfg.hyperparameters(),
                                                             "total_steps": trainer.total_steps})
+    if ranks is not None:
+        rep.event(f"Training on {ranks.world_size} workers (Ray Train TorchTrainer, {ranks.backend}, {threads} "
+                  f"threads each): each trains on its shard of every batch of {cfg.batch_size}; gradients are summed "
+                  "across them.", key="distributed",
+                  data={"world_size": ranks.world_size, "backend": ranks.backend, "threads_per_worker": threads})
     resume = ck.latest_resume_point(out_root)
     if resume is not None:
         rep.event(f"Resuming from step {resume.step} ({'checkpoint' if resume.is_checkpoint else 'paused state'}).")
-        if resume.is_checkpoint:  # re-record it, in case the process died between writing it and its row
+        if resume.is_checkpoint and main:  # re-record it, in case the process died between writing it and its row
             import torch as _t
 
             epoch = int(_t.load(resume.folder / ck.STATE_FILE, weights_only=False)["epoch"])
@@ -125,6 +140,8 @@ def run_job(settings, db, job_id: str, worker_id: str, stop: threading.Event) ->
     if result.status == "stopped":
         rep.event(f"Training stopped at step {result.step}/{result.total_steps}; state saved.")
         return EXIT_STOPPED
+    if not main:
+        return 0
 
     final = ck.copy_servable(result.last_checkpoint, out_root / "final")
     name = model_name(job.base_model, project_name, job.suffix, job_id)
@@ -150,6 +167,12 @@ def run_job(settings, db, job_id: str, worker_id: str, stop: threading.Event) ->
                         + (f", MFU {mfu * 100:.1f}% of this machine's measured matmul peak "
                            f"({stats['peak_flops'] / 1e9:.0f} GFLOP/s)" if mfu is not None else "") + ".",
                         key="training-stats", data={"trained_tokens": result.trained_tokens, **stats})
+        if ranks is not None:
+            store.add_event(session, job_id,
+                            f"Trained on {ranks.world_size} workers: examples per worker "
+                            f"{stats['examples_per_rank']}, tokens per worker {stats['tokens_per_rank']}.",
+                            key="distributed-stats", data={k: stats[k] for k in (
+                                "world_size", "backend", "examples_per_rank", "tokens_per_rank", "shard_overlap")})
         store.add_event(session, job_id, "The job has successfully completed.", key="succeeded")
     return 0
 
@@ -162,6 +185,16 @@ def fail(db, job_id: str, worker_id: str, code: str, message: str, param: str | 
                          estimated_finish=None,
                          error=store.dumps({"code": code, "message": message, "param": param})):
             store.add_event(session, job_id, message, level="error", key="failed")
+
+
+def fail_with(db, job_id: str, worker_id: str, exc: Exception) -> None:
+    from tuneforge.data import DataValidationError
+    from tuneforge.training.data import TrainingDataError
+
+    if isinstance(exc, DataValidationError | TrainingDataError):
+        fail(db, job_id, worker_id, "invalid_training_file", str(exc), "training_file")
+    else:
+        fail(db, job_id, worker_id, "training_error", f"Training failed: {type(exc).__name__}: {exc}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -183,14 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run_job(settings, db, job_id, worker_id, stop)
     except Exception as exc:  # the job fails with the reason; the process exits cleanly
-        from tuneforge.data import DataValidationError
-        from tuneforge.training.data import TrainingDataError
-
         traceback.print_exc()
-        if isinstance(exc, DataValidationError | TrainingDataError):
-            fail(db, job_id, worker_id, "invalid_training_file", str(exc), "training_file")
-        else:
-            fail(db, job_id, worker_id, "training_error", f"Training failed: {type(exc).__name__}: {exc}")
+        fail_with(db, job_id, worker_id, exc)
         return 0
     finally:
         db.dispose()

@@ -39,6 +39,9 @@ def create(rt: Runtime, session: Session, project_id: str, body: dict) -> dict:
     """``body``: the create request as the client sent it (unset fields absent)."""
     upstream = rt.gateway.resolve(body.get("model"))
     if upstream is not None:  # e.g. gpt-4o-mini: the job runs at the provider, with copies of the files
+        if body.get("distributed") is not None:
+            raise InvalidRequest("'distributed' is a tuneforge extension for jobs trained on this server, not for "
+                                 "an upstream provider's model.", param="distributed", code="unsupported_parameter")
         return Upstreamed(upstream_jobs.create_job(rt.gateway, rt.store, session, project_id, upstream, body))
     job = jobs.create_job(session, rt.registry, rt.settings, project_id,
                           {k: v for k, v in body.items() if v is not None})

@@ -21,7 +21,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tuneforge.training import checkpoints as ck
 from tuneforge.training.config import TrainingConfig
@@ -39,6 +39,9 @@ from tuneforge.training.data import (
 )
 from tuneforge.training.flops import FlopCounter, peak_flops
 from tuneforge.training.precision import autocast, peak_dtype, resolve_precision
+
+if TYPE_CHECKING:
+    from tuneforge.training.distributed import Ranks
 
 log = logging.getLogger("tuneforge.training")
 
@@ -95,7 +98,8 @@ def load_model(cfg: TrainingConfig, tokenizer_source: str):
 class Trainer:
     def __init__(self, cfg: TrainingConfig, model, fmt: ChatFormat, train_examples: list[dict],
                  valid_examples: list[dict], reporter: Reporter, out_root: Path, *, cache_dir: Path,
-                 micro_batch_tokens: int = 4096, eval_every: int | None = None):
+                 micro_batch_tokens: int = 4096, eval_every: int | None = None, ranks: Ranks | None = None):
+        """``ranks``: data-parallel training over several processes (``training.distributed``); None: alone."""
         import torch
 
         self.torch = torch
@@ -105,6 +109,8 @@ class Trainer:
         self.cfg, self.model, self.fmt, self.reporter = cfg, model, fmt, reporter
         self.out_root, self.cache_dir = out_root, cache_dir
         self.micro_tokens = micro_batch_tokens
+        self.ranks = ranks
+        self.main = ranks is None or ranks.is_main  # the rank that evaluates and writes
         self.precision = resolve_precision(cfg.precision, str(next(model.parameters()).device))
         self.dpo = cfg.method == "dpo"
         tok = fmt.tokenizer
@@ -147,6 +153,9 @@ class Trainer:
 
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
         self.flops = FlopCounter(model)
+        if ranks is not None:  # what this rank trains: per (epoch, example), and totals
+            self.seen = torch.zeros(cfg.n_epochs, self.n_train, dtype=torch.int32)
+            self.rank_examples = self.rank_tokens = 0
         self.ref: dict[str, Any] = {}
 
     # -- forward passes --------------------------------------------------------------------------
@@ -181,10 +190,15 @@ class Trainer:
         return torch.zeros(n).index_add(0, rows, token_ll), correct, lab, tokens
 
     # -- SFT ---------------------------------------------------------------------------------------
-    def _sft_batch(self, encs: list[Encoded], *, train: bool) -> tuple[float, float, int]:
+    @staticmethod
+    def _n_labelled(encs: list[Encoded]) -> int:
+        return max(1, sum(e.n_trained - (e.labels[0] != IGNORE) for e in encs))  # first token has no prediction
+
+    def _sft_batch(self, encs: list[Encoded], *, train: bool, n_lab: int | None = None) -> tuple[float, float, int]:
+        """``n_lab``: the whole batch's labelled tokens when ``encs`` is one rank's shard of it."""
         lengths = [len(e.input_ids) for e in encs]
-        n_lab = sum(e.n_trained - (e.labels[0] != IGNORE) for e in encs)  # first token has no prediction
-        n_lab = max(1, n_lab)
+        if n_lab is None:
+            n_lab = self._n_labelled(encs)
         loss_sum = correct = tokens = 0
         for mb in micro_batches(list(range(len(encs))), lengths, self.micro_tokens):
             part = [encs[i] for i in mb]
@@ -204,21 +218,27 @@ class Trainer:
         out = torch.zeros(len(pairs), 2)
         self.model.eval()
         with torch.no_grad():
-            for s in range(0, len(pairs), max(1, self.cfg.batch_size)):
+            for k, s in enumerate(range(0, len(pairs), max(1, self.cfg.batch_size))):
+                if self.ranks is not None and k % self.ranks.world_size != self.ranks.rank:
+                    continue  # another rank's chunk: the sum below brings it here
                 chunk = pairs[s:s + self.cfg.batch_size]
                 lp, *_ = self._seq_logps([p.chosen for p in chunk] + [p.rejected for p in chunk], grad=False)
                 out[s:s + len(chunk), 0] = lp[:len(chunk)]
                 out[s:s + len(chunk), 1] = lp[len(chunk):]
         self.model.train()
+        if self.ranks is not None:
+            self.ranks.all_reduce_(out)
         return out
 
-    def _dpo_batch(self, idx: list[int], pairs: list[PreferencePair], ref, *, train: bool):
+    def _dpo_batch(self, idx: list[int], pairs: list[PreferencePair], ref, *, train: bool, n: int | None = None):
+        """``n``: the whole batch's pairs when ``idx`` is one rank's shard of it (possibly empty)."""
         torch = self.torch
         beta = float(self.cfg.beta or 0.1)
+        n = n or len(idx)
         loss_total = 0.0
         wins = correct = labelled = tokens = 0
         margins = 0.0
-        size = max(1, self.micro_tokens // max(1, max(self.lengths_of(pairs, i) for i in idx)))
+        size = max(1, self.micro_tokens // max(1, max((self.lengths_of(pairs, i) for i in idx), default=1)))
         for s in range(0, len(idx), size):
             part = idx[s:s + size]
             encs = [pairs[i].chosen for i in part] + [pairs[i].rejected for i in part]
@@ -226,7 +246,7 @@ class Trainer:
             pc, pr = lp[:len(part)], lp[len(part):]
             rc, rr = ref[part, 0], ref[part, 1]
             logits = beta * ((pc - rc) - (pr - rr))
-            loss = -torch.nn.functional.logsigmoid(logits).sum() / len(idx)
+            loss = -torch.nn.functional.logsigmoid(logits).sum() / n
             if train:
                 loss.backward()
             loss_total += float(loss.detach())
@@ -235,11 +255,53 @@ class Trainer:
             correct += c  # chosen and rejected tokens: the policy's token accuracy on both answers
             labelled += lab
             tokens += t
-        return loss_total, correct / max(1, labelled), tokens, wins / len(idx), margins / len(idx)
+        self.last_dpo_counts = (correct, labelled)
+        return loss_total, correct / max(1, labelled), tokens, wins / n, margins / n
 
     @staticmethod
     def lengths_of(pairs: list[PreferencePair], i: int) -> int:
         return max(len(pairs[i].chosen.input_ids), len(pairs[i].rejected.input_ids))
+
+    # -- data parallelism (training.distributed) --------------------------------------------------------
+    def _sharded_step(self, idx: list[int], epoch: int) -> tuple[float, float, int, dict]:
+        """This rank's shard of batch ``idx``, its gradients summed with the other ranks': the whole batch's
+        (loss, accuracy, tokens, extra metrics), the same on every rank."""
+        ranks = self.ranks
+        mine = ranks.shard(idx)
+        if self.dpo:
+            loss, _acc, tokens, wins, margin = self._dpo_batch(mine, self.train_pairs, self.ref["train"], train=True,
+                                                               n=len(idx))
+            mine_tokens = tokens
+            loss, tokens, wins, margin, correct, labelled = ranks.sum([loss, tokens, wins, margin,
+                                                                       *self.last_dpo_counts])
+            acc = correct / max(1, labelled)
+            extra = {"train_reward_accuracy": round(wins, 6), "train_reward_margin": round(margin, 6)}
+        else:
+            n_lab = self._n_labelled([self.train_set[i] for i in idx])
+            loss, acc, tokens = self._sft_batch([self.train_set[i] for i in mine], train=True, n_lab=n_lab)
+            mine_tokens = tokens
+            loss, acc, tokens = ranks.sum([loss, acc, tokens])
+            extra = {}
+        ranks.all_reduce_grads(self.params)
+        self.rank_examples += len(mine)
+        self.rank_tokens += mine_tokens
+        self.seen[epoch, mine] += 1
+        return loss, acc, int(round(tokens)), extra
+
+    def _distributed_stats(self) -> dict:
+        """What each rank trained this run; ``shard_overlap`` counts (epoch, example) pairs trained by more than
+        one rank (0: the shards were disjoint)."""
+        ranks = self.ranks
+        ranks.all_reduce_(self.seen)
+        return {"world_size": ranks.world_size, "backend": ranks.backend,
+                "examples_per_rank": [int(x) for x in ranks.per_rank(self.rank_examples)],
+                "tokens_per_rank": [int(x) for x in ranks.per_rank(self.rank_tokens)],
+                "shard_overlap": int((self.seen > 1).sum())}
+
+    def _stop_requested(self) -> bool:
+        """Rank 0's reporter decides; every rank must stop at the same step, so the answer is shared."""
+        flag = self.reporter.stop_requested()
+        return flag if self.ranks is None else self.ranks.any(flag)
 
     # -- evaluation --------------------------------------------------------------------------------
     def _evaluate(self, which: str, start: int = 0, count: int | None = None) -> dict:
@@ -285,6 +347,8 @@ class Trainer:
         torch = self.torch
         cfg, rep = self.cfg, self.reporter
         step = epoch = batch_index = trained_tokens = 0
+        if self.ranks is not None:
+            self.ranks.broadcast_(self.params)
         if resume is not None:
             state = self._restore(resume)
             step, epoch, batch_index = state["step"], state["epoch"], state["batch_index"]
@@ -304,7 +368,9 @@ class Trainer:
             batches = epoch_batches(self.lengths, cfg.batch_size, cfg.seed, epoch)
             while batch_index < len(batches):
                 idx = batches[batch_index]
-                if self.dpo:
+                if self.ranks is not None:
+                    loss, acc, tokens, extra = self._sharded_step(idx, epoch)
+                elif self.dpo:
                     loss, acc, tokens, wins, margin = self._dpo_batch(idx, self.train_pairs, self.ref["train"],
                                                                       train=True)
                     extra = {"train_reward_accuracy": round(wins, 6), "train_reward_margin": round(margin, 6)}
@@ -326,10 +392,10 @@ class Trainer:
                 data = {"step": step, "total_steps": self.total_steps, "train_loss": round(loss, 6),
                         "train_mean_token_accuracy": round(acc, 6), "valid_loss": None,
                         "valid_mean_token_accuracy": None}
-                if self.n_valid and (step % self.eval_every == 0 or step == self.total_steps):
+                if self.main and self.n_valid and (step % self.eval_every == 0 or step == self.total_steps):
                     data.update(self._evaluate("valid", start=step * cfg.batch_size, count=cfg.batch_size))
                 epoch_end = batch_index == len(batches)
-                if epoch_end and self.n_valid:
+                if epoch_end and self.main and self.n_valid:
                     data.update(self._evaluate("full_valid"))
                 data.update(extra)
                 data["learning_rate"] = lr
@@ -345,19 +411,20 @@ class Trainer:
                     epoch += 1
                     batch_index = 0
                     folder = self.out_root / f"ckpt-step-{step}"
-                    ck.write_adapter(self.model, folder, cfg, self._state(step, epoch, 0, trained_tokens))
-                    stale = self.out_root / "paused"
-                    if stale.exists():
-                        import shutil
+                    if self.main:
+                        ck.write_adapter(self.model, folder, cfg, self._state(step, epoch, 0, trained_tokens))
+                        stale = self.out_root / "paused"
+                        if stale.exists():
+                            import shutil
 
-                        shutil.rmtree(stale, ignore_errors=True)
-                    metrics = {k: data.get(k) for k in ("step", "train_loss", "train_mean_token_accuracy",
-                                                         "valid_loss", "valid_mean_token_accuracy",
-                                                         "full_valid_loss", "full_valid_mean_token_accuracy")}
-                    rep.checkpoint(step, epoch, folder, metrics)
+                            shutil.rmtree(stale, ignore_errors=True)
+                        metrics = {k: data.get(k) for k in ("step", "train_loss", "train_mean_token_accuracy",
+                                                             "valid_loss", "valid_mean_token_accuracy",
+                                                             "full_valid_loss", "full_valid_mean_token_accuracy")}
+                        rep.checkpoint(step, epoch, folder, metrics)
                     last_ckpt = folder
-                if rep.stop_requested() and step < self.total_steps:
-                    if not epoch_end:  # an epoch end just wrote a checkpoint with the same state
+                if self._stop_requested() and step < self.total_steps:
+                    if not epoch_end and self.main:  # an epoch end just wrote a checkpoint with the same state
                         ck.write_adapter(self.model, self.out_root / "paused", cfg,
                                          self._state(step, epoch, batch_index, trained_tokens))
                     return TrainResult("stopped", step, self.total_steps, trained_tokens, last_ckpt)
@@ -366,9 +433,14 @@ class Trainer:
         elapsed = time.perf_counter() - t0
         stats = {"train_seconds": round(elapsed, 2), "tokens_this_run": tokens_this_run, "precision": self.precision,
                  "tokens_per_second": round(tokens_this_run / elapsed, 2) if elapsed else None}
-        if elapsed > 0 and self.flops.total:
+        if self.ranks is not None:
+            stats.update(self._distributed_stats())
+            self.flops.total = self.ranks.sum([self.flops.total])[0]
+        if self.main and elapsed > 0 and self.flops.total:
             achieved = self.flops.total / elapsed
             peak = peak_flops(self.cache_dir, peak_dtype(self.precision))
+            if self.ranks is not None:  # each rank's measured peak (CPUs of one machine shared: an upper bound)
+                peak *= self.ranks.world_size
             stats.update({"achieved_flops": round(achieved), "peak_flops": round(peak),
                           "mfu": round(achieved / peak, 4) if peak else None})
         return TrainResult("completed", step, self.total_steps, trained_tokens, last_ckpt, stats)

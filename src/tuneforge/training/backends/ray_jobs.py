@@ -17,6 +17,9 @@ only submits, follows and stops:
   saved state or the last checkpoint, as locally);
 - a run Ray ends without our asking (FAILED, STOPPED, lost) → the job is requeued and resumes from its
   last checkpoint, at most ``store.MAX_LOST`` times;
+- a job asking for ``distributed.num_workers`` > 1 runs ``tuneforge.training.ray_train`` instead: a
+  Ray Train ``TorchTrainer`` with that many workers (``cpus_per_worker`` CPUs each; the driver itself
+  reserves none), whose rank 0 writes exactly what the runner writes;
 - a restarted server *adopts* the running Ray jobs it finds (``adopt``, before lost leases are
   requeued): it renews their leases and follows them; it neither fails nor resubmits them. A
   stopping server leaves its Ray jobs running.
@@ -144,10 +147,18 @@ class RayBackend:
         cpus = self.settings.ray_num_cpus or float(self.settings.train_threads or 1)
         gpus = self.settings.ray_num_gpus
         sid = submission_id(owner)
+        with self.db.session() as session:
+            job = session.get(FineTuningJobRow, job_id)
+            spec = store.loads(job.distributed if job else None) or {}
+        workers = int(spec.get("num_workers") or 1)
+        module = "tuneforge.training.runner"
+        if workers > 1:  # the driver only coordinates; the Ray Train workers reserve the CPUs
+            module, cpus, gpus = "tuneforge.training.ray_train", 0.0, 0.0
         try:
             self.client.submit_job(
-                submission_id=sid, entrypoint=self._entrypoint(job_id, owner), runtime_env=self._runtime_env(),
-                entrypoint_num_cpus=cpus, entrypoint_num_gpus=gpus or None, metadata={"tuneforge_job": job_id, "tuneforge_owner": owner})
+                submission_id=sid, entrypoint=self._entrypoint(job_id, owner, module),
+                runtime_env=self._runtime_env(), entrypoint_num_cpus=cpus, entrypoint_num_gpus=gpus or None,
+                metadata={"tuneforge_job": job_id, "tuneforge_owner": owner})
         except Exception as exc:
             log.exception("job %s: submitting to Ray failed", job_id)
             if isinstance(exc, OSError):  # requests' ConnectionError and the client's own are OSErrors
@@ -161,8 +172,9 @@ class RayBackend:
                                                      "again shortly.", level="warn", key="ray-submit-failed")
             return
         self.jobs[job_id] = Followed(job_id, owner)
-        store.record_event(self.db, job_id, f"Submitted to the Ray cluster as Ray job {sid} ({cpus:g} CPUs, "
-                                            f"{gpus:g} GPUs).")
+        what = (f"{cpus:g} CPUs, {gpus:g} GPUs" if workers == 1 else
+                f"Ray Train, {workers} workers x {float(spec.get('cpus_per_worker') or 1):g} CPUs")
+        store.record_event(self.db, job_id, f"Submitted to the Ray cluster as Ray job {sid} ({what}).")
         log.info("job %s: submitted to Ray", job_id)
 
     def watch(self) -> None:
@@ -273,11 +285,11 @@ class RayBackend:
             fh.write(f"--- Ray job {run.submission_id} ---\n{text}")
 
     # -- what a run gets -------------------------------------------------------------------------------
-    def _entrypoint(self, job_id: str, owner: str) -> str:
+    def _entrypoint(self, job_id: str, owner: str, module: str = "tuneforge.training.runner") -> str:
         python = self.settings.ray_python or sys.executable
         # exec: Ray runs the entrypoint through a shell, and signals it along with its children; the
         # runner must not see its parent (the shell) die first, its watchdog would exit without saving
-        return "exec " + " ".join(shlex.quote(p) for p in (python, "-m", "tuneforge.training.runner", job_id, owner))
+        return "exec " + " ".join(shlex.quote(p) for p in (python, "-m", module, job_id, owner))
 
     def _runtime_env(self) -> dict:
         """Pinned to this tuneforge: its settings (database URL, data folder) and its source on PYTHONPATH."""

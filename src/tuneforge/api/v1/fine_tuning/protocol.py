@@ -49,6 +49,18 @@ class ValidationEval(BaseModel):
                                   "max_completion_tokens 256)")
 
 
+class Distributed(BaseModel):
+    """tuneforge extension (send it with the SDK's ``extra_body``): train one job on several data-parallel
+    workers (Ray Train ``TorchTrainer``, gloo). Needs ``TUNEFORGE_TRAINING_BACKEND=ray`` when ``num_workers`` > 1."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    num_workers: int = Field(default=1, description="Training workers (ranks), 1 to 64; each trains on its shard "
+                                                    "of every batch and the gradients are summed across them")
+    cpus_per_worker: float | None = Field(default=None, description="CPUs each worker reserves on the Ray "
+                                                                   "cluster (and its torch threads); default 1")
+
+
 class CreateJobRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -63,6 +75,8 @@ class CreateJobRequest(BaseModel):
     integrations: list[dict[str, Any]] | None = None
     validation_eval: ValidationEval | None = Field(default=None, description="tuneforge extension: grade "
                                                                              "every checkpoint")
+    distributed: Distributed | None = Field(default=None, description="tuneforge extension: data-parallel "
+                                                                      "training workers (Ray backend)")
 
 
 class CompatCreateRequest(BaseModel):
