@@ -8,7 +8,6 @@ compact arrays, never the example itself.
 
 from __future__ import annotations
 
-import json
 import re
 from array import array
 from collections import Counter
@@ -23,6 +22,8 @@ from .readers import Record
 from .shapes import SHAPE_NAMES, detect_record
 from .textscan import count_ascii_upper, needs_ws_normalising, script_of, script_of_plain
 from .tokens import TokenCounter
+from .tool_checks import check_tools as _check_tools
+from .tool_checks import valid_tool_calls as _valid_tool_calls
 
 ROLES = {"system", "user", "assistant", "tool", "function"}
 _PLAIN_ROLES = ("system", "user", "assistant")  # valid with just role + non-empty text content
@@ -35,29 +36,6 @@ Problem = tuple[str, str]  # (code, message)
 
 _LATIN = re.compile(r"[A-Za-z]")
 _LOWER = re.compile(r"[a-z]")
-
-
-def _valid_tool_calls(calls: Any) -> str | None:
-    if not isinstance(calls, list) or not calls:
-        return "tool_calls must be a non-empty list"
-    for j, c in enumerate(calls):
-        if not isinstance(c, dict):
-            return f"tool_calls[{j}] is not an object"
-        if not isinstance(c.get("id"), str) or not c["id"]:
-            return f"tool_calls[{j}] has no id"
-        if c.get("type", "function") != "function":
-            return f"tool_calls[{j}].type must be 'function'"
-        fn = c.get("function")
-        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not fn["name"]:
-            return f"tool_calls[{j}].function has no name"
-        args = fn.get("arguments")
-        if not isinstance(args, str):
-            return f"tool_calls[{j}].function.arguments must be a JSON string"
-        try:
-            json.loads(args)
-        except json.JSONDecodeError:
-            return f"tool_calls[{j}].function.arguments is not valid JSON"
-    return None
 
 
 def check_messages(msgs: Any, *, need_assistant: bool = True, fast: bool = True) -> list[Problem]:
@@ -158,18 +136,6 @@ def check_messages(msgs: Any, *, need_assistant: bool = True, fast: bool = True)
         if not (isinstance(first, dict) and first.get("role") == "system"):
             out.append(("missing_system_message", "no system message"))
     return out
-
-
-def _check_tools(tools: Any) -> list[Problem]:
-    if tools is None:
-        return []
-    if not isinstance(tools, list):
-        return [("invalid_tools", "'tools' is not a list")]
-    for j, t in enumerate(tools):
-        fn = t.get("function") if isinstance(t, dict) else None
-        if not isinstance(t, dict) or t.get("type") != "function" or not isinstance(fn, dict) or not fn.get("name"):
-            return [("invalid_tools", f"tools[{j}] is not a function tool with a name")]
-    return []
 
 
 def check_dpo_example(ex: dict[str, Any]) -> list[Problem]:
@@ -394,16 +360,16 @@ class Checker:
             lines = [ln for ln, _ in self.batch]
             views = [counting_view(ex) for _, ex in self.batch]
             self.batch = []
-            self._settle()
+            self.settle()
             submit = getattr(self.counter, "submit", None) if self.fast else None
             if submit is not None:
                 self._pending = (lines, submit(views))
             else:
                 self._apply(lines, self.counter.count_batch(views))
         if wait:
-            self._settle()
+            self.settle()
 
-    def _settle(self) -> None:
+    def settle(self) -> None:
         """Apply the counts of the batch being tokenized in the background, if any."""
         if self._pending is not None:
             lines, result = self._pending
