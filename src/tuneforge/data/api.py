@@ -183,6 +183,7 @@ def check_file(
         for rec in src:
             checker.feed(rec)
     except (ReadError, OSError) as e:
+        checker.settle()  # the counts of the batch tokenized in the background, as a sequential check had them
         r = checker.report
         r.add("unreadable_file", None, str(e))
         r.unusable = True

@@ -15,12 +15,25 @@ import codecs
 import csv
 import json
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .encoding import SNIFF_BYTES, sniff_bytes, sniff_encoding
+
+try:  # ~3x faster than json on chat lines; json stays the reference (errors, NaN, huge ints, ...)
+    import orjson
+except ImportError:  # pragma: no cover - a dependency, but reading must not depend on it
+    orjson = None
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+
+
+def _may_hold_huge_int(raw: bytes) -> bool:
+    """orjson turns integers beyond 64 bits into floats (json keeps them exact): lines with a run of
+    19+ digits go to json. Counting digits first (C speed) spares the regex scan on almost every line."""
+    return len(raw) - len(raw.translate(None, b"0123456789")) >= 19 and _LONG_DIGITS.search(raw) is not None
 
 RECORD_EXTS = {".jsonl", ".json", ".csv", ".tsv", ".xlsx"}
 DOCUMENT_EXTS = {".txt", ".md", ".markdown", ".docx", ".html", ".htm", ".pdf"}
@@ -107,12 +120,14 @@ def iter_jsonl(path: str | os.PathLike[str], *, progress: ProgressFn | None = No
     ``first_line`` (the line number at ``start``) read one slice of a UTF-8 file (parallel checks)."""
     p = Path(path)
     _check_exists(p)
-    with open(p, "rb") as f:
+    with open(p, "rb", buffering=1 << 20) as f:  # a large buffer: iterating lines gets ~3x faster
         head = f.read(SNIFF_BYTES)
         encoding = sniff_bytes(head)
         f.seek(start)
         fast = encoding in ("utf-8", "utf-8-sig", "ascii")
         loads = json.loads
+        quick = orjson.loads if fast and orjson is not None else None
+        quick_error = orjson.JSONDecodeError if quick is not None else ()
         done = start
         for lineno, raw in enumerate(f, first_line):
             if end is not None and done >= end:
@@ -126,7 +141,13 @@ def iter_jsonl(path: str | os.PathLike[str], *, progress: ProgressFn | None = No
             if not raw.strip():
                 continue
             try:
-                obj = loads(raw) if fast else loads(raw.decode(encoding))
+                if quick is None:
+                    obj = loads(raw) if fast else loads(raw.decode(encoding))
+                else:
+                    try:
+                        obj = loads(raw) if _may_hold_huge_int(raw) else quick(raw)
+                    except quick_error:  # anything orjson refuses gets json's verdict and message
+                        obj = loads(raw)
             except json.JSONDecodeError as e:
                 yield Record(lineno, None, f"invalid JSON: {e.msg} (line {lineno}, column {e.colno})", e.colno)
                 continue

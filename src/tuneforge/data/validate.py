@@ -8,7 +8,6 @@ compact arrays, never the example itself.
 
 from __future__ import annotations
 
-import json
 import re
 from array import array
 from collections import Counter
@@ -21,9 +20,13 @@ from .estimate import estimate, parse_params
 from .issues import MAX_LINES, MAX_SAMPLES, Report
 from .readers import Record
 from .shapes import SHAPE_NAMES, detect_record
+from .textscan import count_ascii_upper, needs_ws_normalising, script_of, script_of_plain
 from .tokens import TokenCounter
+from .tool_checks import check_tools as _check_tools
+from .tool_checks import valid_tool_calls as _valid_tool_calls
 
 ROLES = {"system", "user", "assistant", "tool", "function"}
+_PLAIN_ROLES = ("system", "user", "assistant")  # valid with just role + non-empty text content
 MESSAGE_KEYS = {"role", "content", "name", "weight", "tool_calls", "tool_call_id", "function_call"}
 EXAMPLE_KEYS = {"messages", "tools", "parallel_tool_calls", "functions"}
 DPO_KEYS = {"input", "preferred_output", "non_preferred_output", "preferred_completion", "non_preferred_completion"}
@@ -31,40 +34,13 @@ MIN_EXAMPLES = 10
 LONG_ANSWER_CHARS = 10_000
 Problem = tuple[str, str]  # (code, message)
 
-_SCRIPTS = [("ja", re.compile(r"[\u3040-\u30ff]")), ("ko", re.compile(r"[\uac00-\ud7af]")),
-            ("zh", re.compile(r"[\u4e00-\u9fff]")), ("ru", re.compile(r"[\u0400-\u04ff]")),
-            ("ar", re.compile(r"[\u0600-\u06ff]")), ("latin", re.compile(r"[A-Za-z]"))]
-_UPPER = re.compile(r"[A-Z]")
 _LATIN = re.compile(r"[A-Za-z]")
 _LOWER = re.compile(r"[a-z]")
-_WS = re.compile(r"\s+")
 
 
-def _valid_tool_calls(calls: Any) -> str | None:
-    if not isinstance(calls, list) or not calls:
-        return "tool_calls must be a non-empty list"
-    for j, c in enumerate(calls):
-        if not isinstance(c, dict):
-            return f"tool_calls[{j}] is not an object"
-        if not isinstance(c.get("id"), str) or not c["id"]:
-            return f"tool_calls[{j}] has no id"
-        if c.get("type", "function") != "function":
-            return f"tool_calls[{j}].type must be 'function'"
-        fn = c.get("function")
-        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not fn["name"]:
-            return f"tool_calls[{j}].function has no name"
-        args = fn.get("arguments")
-        if not isinstance(args, str):
-            return f"tool_calls[{j}].function.arguments must be a JSON string"
-        try:
-            json.loads(args)
-        except json.JSONDecodeError:
-            return f"tool_calls[{j}].function.arguments is not valid JSON"
-    return None
-
-
-def check_messages(msgs: Any, *, need_assistant: bool = True) -> list[Problem]:
-    """Message-level and conversation-level problems of a ``messages`` list."""
+def check_messages(msgs: Any, *, need_assistant: bool = True, fast: bool = True) -> list[Problem]:
+    """Message-level and conversation-level problems of a ``messages`` list (``fast=False`` takes the
+    general path for every message; the result is the same, tested)."""
     out: list[Problem] = []
     if not isinstance(msgs, list) or not msgs:
         return [("missing_messages_list", "'messages' is missing or empty")]
@@ -72,6 +48,17 @@ def check_messages(msgs: Any, *, need_assistant: bool = True) -> list[Problem]:
     n_assistant = n_trained = 0
     has_user = False
     for i, m in enumerate(msgs, 1):
+        if fast and type(m) is dict and len(m) == 2 and "content" in m and "role" in m:
+            # the common message ({"role": system/user/assistant, "content": "text"}) has no
+            # problem: only the conversation-level tallies below need it
+            role, content = m["role"], m["content"]
+            if type(content) is str and role in _PLAIN_ROLES and content.strip():
+                if role == "assistant":
+                    n_assistant += 1
+                    n_trained += 1
+                elif role == "user":
+                    has_user = True
+                continue
         if not isinstance(m, dict):
             out.append(("message_data_type", f"message {i} is a {type(m).__name__}, not an object"))
             continue
@@ -151,18 +138,6 @@ def check_messages(msgs: Any, *, need_assistant: bool = True) -> list[Problem]:
     return out
 
 
-def _check_tools(tools: Any) -> list[Problem]:
-    if tools is None:
-        return []
-    if not isinstance(tools, list):
-        return [("invalid_tools", "'tools' is not a list")]
-    for j, t in enumerate(tools):
-        fn = t.get("function") if isinstance(t, dict) else None
-        if not isinstance(t, dict) or t.get("type") != "function" or not isinstance(fn, dict) or not fn.get("name"):
-            return [("invalid_tools", f"tools[{j}] is not a function tool with a name")]
-    return []
-
-
 def check_dpo_example(ex: dict[str, Any]) -> list[Problem]:
     out: list[Problem] = []
     inp = ex.get("input")
@@ -199,7 +174,7 @@ def example_kind(ex: Any) -> str:
     return s if s != "unknown" or not isinstance(ex, dict) else ("chat" if "messages" in ex else "unknown")
 
 
-def check_example(ex: Any, method: str = "supervised") -> list[Problem]:
+def check_example(ex: Any, method: str = "supervised", *, fast: bool = True) -> list[Problem]:
     """All per-example problems of one parsed JSON line (method 'supervised' or 'dpo')."""
     if not isinstance(ex, dict):
         return [("data_type", f"the line is a JSON {type(ex).__name__}, not an object")]
@@ -213,7 +188,7 @@ def check_example(ex: Any, method: str = "supervised") -> list[Problem]:
     if "messages" not in ex:
         hint = f" (it looks like {SHAPE_NAMES[kind]}: convert it with `tuneforge data convert`)" if kind != "unknown" else ""
         return [("missing_messages_list", f"no 'messages' list{hint}")]
-    out = check_messages(ex["messages"])
+    out = check_messages(ex["messages"], fast=fast)
     extra = set(ex) - EXAMPLE_KEYS
     if extra:
         out.append(("example_unrecognized_key", f"unrecognized top-level key(s): {', '.join(sorted(map(str, extra)))}"))
@@ -250,6 +225,8 @@ def counting_view(ex: dict[str, Any]) -> dict[str, Any]:
 def _common_prefix(a: str | None, b: str) -> str:
     if a is None:
         return b
+    if b.startswith(a):  # the usual case once the prefix has settled (often to "")
+        return a
     n = min(len(a), len(b))
     i = 0
     while i < n and a[i] == b[i]:
@@ -279,7 +256,7 @@ class Checker:
 
     def __init__(self, path: str = "<memory>", *, counter: TokenCounter | None = None, max_tokens: int | None = None,
                  method: str = "supervised", params: float | str | None = None, epochs: int | None = None,
-                 per_example: bool = False, batch_size: int = 1024):
+                 per_example: bool = False, batch_size: int = 1024, fast: bool = True):
         if method not in ("supervised", "dpo", "auto"):
             raise ValueError("method must be 'supervised', 'dpo' or 'auto'")
         self.counter = counter
@@ -287,6 +264,10 @@ class Checker:
         self.max_tokens = max_tokens or (counter.default_max_tokens if counter else None)
         self.params = parse_params(params) if params is not None else (parse_params(counter.name) if counter and counter.kind == "hf" else None)
         self.epochs = epochs
+        self.fast = fast  # False: the plain definitions everywhere (tests compare the two)
+        self._pending: tuple[list[int], Callable[[], list[Any]]] | None = None
+        tokens = counter.special_tokens if counter is not None else []
+        self._special_sep = "\x00" if fast and not any("\x00" in t for t in tokens) else None
         self.report = Report(path, method=method, tokenizer=counter.name if counter else None, max_tokens=self.max_tokens)
         self.batch: list[tuple[int, dict[str, Any]]] = []
         self.batch_size = batch_size
@@ -314,7 +295,7 @@ class Checker:
         r.n_examples += 1
         if self.method == "auto":
             self.method = r.method = "dpo" if isinstance(ex, dict) and example_kind(ex) == "dpo" else "supervised"
-        problems = check_example(ex, self.method)
+        problems = check_example(ex, self.method, fast=self.fast)
         bad = False
         for code, msg in problems:
             r.add(code, rec.line, msg)
@@ -331,41 +312,69 @@ class Checker:
     def _observe(self, line: int, ex: dict[str, Any]) -> None:
         texts = _texts(ex)
         self.lines.append(line)
-        self.h_exact.append(hash(tuple(texts)))
-        self.h_norm.append(hash(tuple((ro, " ".join(t.split())) for ro, t in texts)))
-        answers = [t for ro, t in texts if ro == "assistant" and t]
-        answer = answers[-1] if answers else ""
+        h = hash(tuple(texts))
+        self.h_exact.append(h)
+        plain = [t for _, t in texts]
+        if self.fast and not needs_ws_normalising(plain):
+            self.h_norm.append(h)  # normalising changes no text: the same tuple, the same hash
+        else:
+            self.h_norm.append(hash(tuple((ro, " ".join(t.split())) for ro, t in texts)))
+        answer, first_user, dialogue = "", None, []  # last non-empty answer, first user text
+        for ro, t in texts:
+            if ro == "assistant":
+                answer = t or answer
+                dialogue.append(t)
+            elif ro == "user":
+                first_user = t if first_user is None else first_user
+                dialogue.append(t)
         self.h_answer.append(hash(answer))
-        first_user = next((t for ro, t in texts if ro == "user"), "")
-        self.prompt_prefix = _common_prefix(self.prompt_prefix, first_user)
+        self.prompt_prefix = _common_prefix(self.prompt_prefix, first_user or "")
         self.answer_prefix = _common_prefix(self.answer_prefix, answer)
-        joined = "\n".join(t for ro, t in texts if ro in ("user", "assistant"))
+        joined = "\n".join(dialogue)
         if joined.isascii():
             self.langs["latin" if _LATIN.search(joined) else "other"] += 1
         else:
-            self.langs[next((name for name, rx in _SCRIPTS if rx.search(joined)), "other")] += 1
+            self.langs[(script_of if self.fast else script_of_plain)(joined)] += 1
         if len(answer) > LONG_ANSWER_CHARS:
             self.report.add("long_answer", line, f"assistant answer is {len(answer):,} characters")
         head = joined[:2000]  # prepare_data's heuristic, on the first 2,000 characters
-        up = len(_UPPER.findall(head))
+        up = count_ascii_upper(head)
         if up >= 20 and up * 2 > len(_LOWER.findall(head)):
             self.report.add("uppercase_heavy", line, "more than a third of the letters are uppercase")
         rx = self.counter.special_regex if self.counter is not None else None
-        if rx is not None:
-            for _, t in texts:
+        # one search over all the texts finds nothing in most examples; the separator cannot be
+        # part of a match (checked in __init__), so a match there is a match in one text
+        if rx is not None and (self._special_sep is None or rx.search(self._special_sep.join(plain))):
+            for t in plain:
                 m = rx.search(t)
                 if m:
                     self.report.add("special_token", line, f"content contains the special token {m.group(0)}")
                     break
 
     def _count(self, *, wait: bool = False) -> None:
-        """Count the pending batch. (A background-thread pipeline was measured slower: the GIL
-        hand-offs between the parsing thread and per-string encoder calls cost more than the
-        overlap gained; the counters parallelise internally instead.)"""
+        """Count the pending batch. With a counter that can ``submit`` (tiktoken), a batch is
+        tokenized on a background thread while this one parses and checks the next batch: the
+        encoder runs as one call per batch without the GIL, so the two overlap fully. Counts are
+        applied in file order; ``wait`` applies all of them."""
         if self.batch and self.counter is not None:
-            counts = self.counter.count_batch([counting_view(ex) for _, ex in self.batch])
-            self._apply([ln for ln, _ in self.batch], counts)
+            lines = [ln for ln, _ in self.batch]
+            views = [counting_view(ex) for _, ex in self.batch]
             self.batch = []
+            self.settle()
+            submit = getattr(self.counter, "submit", None) if self.fast else None
+            if submit is not None:
+                self._pending = (lines, submit(views))
+            else:
+                self._apply(lines, self.counter.count_batch(views))
+        if wait:
+            self.settle()
+
+    def settle(self) -> None:
+        """Apply the counts of the batch being tokenized in the background, if any."""
+        if self._pending is not None:
+            lines, result = self._pending
+            self._pending = None
+            self._apply(lines, result())
 
     def _apply(self, lines: list[int], counts: list[Any]) -> None:
         for line, c in zip(lines, counts, strict=True):
@@ -384,7 +393,7 @@ class Checker:
 
     def export(self) -> dict[str, Any]:
         """This checker's per-slice state (after ``_count``), compact and picklable."""
-        self._count()
+        self._count(wait=True)
         r = self.report
         return {"n_lines": r.n_lines, "n_examples": r.n_examples, "n_valid": r.n_valid, "issues": r.issues,
                 "arrays": {name: getattr(self, name).tobytes() for name in self._ARRAYS}, "langs": self.langs,
