@@ -1,14 +1,14 @@
 """fine_tuning_jobs.distributed: the training workers a job asks for (tuneforge extension ``distributed``)
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-01 23:40:00
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0012'
-down_revision = '0011'
+revision = '0013'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 
