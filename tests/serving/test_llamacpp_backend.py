@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import openai
@@ -22,6 +23,7 @@ LOCAL_BASE = "tiny-local"  # a base on the built-in engine
 FT_A = f"ft:{BASE}:default:a:ftjob-a"
 FT_B = f"ft:{BASE}:default:b:ftjob-b"
 FT_C = f"ft:{BASE}:default:c:ftjob-c"
+FT_D = f"ft:{BASE}:default:d:ftjob-d"
 FT_BROKEN = f"ft:{BASE}:default:broken:ftjob-broken"
 FT_NO_WEIGHTS = f"ft:{BASE}:default:noweights:ftjob-noweights"
 FT_OTHER = f"ft:{BASE}:other:secret:ftjob-other"
@@ -63,7 +65,8 @@ def env(tmp_path_factory, models_cache, tiny_model_dir):
     with db.session() as session:
         projects = {name: get_or_create_project(session, name).id for name in ("default", "other")}
         adapters = settings.data_dir / "adapters"
-        for model_id, project in ((FT_A, "default"), (FT_B, "default"), (FT_C, "default"), (FT_OTHER, "other")):
+        for model_id, project in ((FT_A, "default"), (FT_B, "default"), (FT_C, "default"), (FT_D, "default"),
+                               (FT_OTHER, "other")):
             catalog.register_fine_tuned(session, model_id=model_id, project_id=projects[project], base_model=BASE,
                                         adapter_dir=_adapter(adapters / model_id.split(":")[3]), settings=settings)
         catalog.register_fine_tuned(session, model_id=FT_BROKEN, project_id=projects["default"], base_model=BASE,
@@ -128,6 +131,18 @@ def test_a_new_adapter_replaces_the_server_and_the_old_one_drains(env):
         time.sleep(0.1)
     assert not old.alive()  # stopped after its drain time
     assert conversions(home).count("a") == 1  # converted once, reused by every later server
+
+
+def test_concurrent_first_requests_convert_and_restart_once(env):
+    _, _, _, home, servers = env
+    client = _client(env)
+    client.chat.completions.create(model=BASE, messages=ASK)
+    count = servers.starts
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: client.chat.completions.create(
+            model=FT_D, messages=ASK).choices[0].message.content, range(8)))
+    assert answers == [f"[{BASE}+lora:d]"] * 8
+    assert conversions(home).count("d") == 1 and servers.starts == count + 1
 
 
 def test_streaming_names_the_requested_model_in_every_chunk(env):

@@ -28,6 +28,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -128,8 +129,23 @@ def convert_adapter(home: Path, name: str, adapter_dir: Path, key: str, base_con
     """The GGUF LoRA of a PEFT adapter folder, converted once per weights (cached under ``out_dir`` by the
     weights' identity: a re-trained folder is converted again)."""
     target = Path(out_dir) / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".gguf")
-    if target.is_file():
-        return LoraFile(name, key, target)
+    with _lock_for(target):  # concurrent first requests convert once
+        if target.is_file():
+            return LoraFile(name, key, target)
+        return _convert(home, name, adapter_dir, key, base_config_dir, target, timeout)
+
+
+_locks: dict[Path, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def _lock_for(target: Path) -> threading.Lock:
+    with _locks_guard:
+        return _locks.setdefault(target, threading.Lock())
+
+
+def _convert(home: Path, name: str, adapter_dir: Path, key: str, base_config_dir: str, target: Path,
+             timeout: float) -> LoraFile:
     script = Path(home) / "src" / "convert_lora_to_gguf.py"
     if not script.is_file():
         raise missing_build(home)
