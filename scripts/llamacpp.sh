@@ -73,7 +73,7 @@ if [ -n "$BINDINGS" ]; then
     echo "==> installing llama-cpp-python $VERSION from the sdist into $BINDINGS's environment"
     start=$(date +%s)
     # LLAMA_BUILD=OFF: the package's Python part only, linked at import time to the libllama built above
-    CMAKE_ARGS="-DLLAMA_BUILD=OFF -DLLAVA_BUILD=OFF" "$BINDINGS" -m pip install -q --no-deps \
+    CMAKE_ARGS="-DLLAMA_BUILD=OFF -DLLAVA_BUILD=OFF" "$BINDINGS" -m pip install -q \
       "$DIR/llama_cpp_python-$VERSION.tar.gz"
     LLAMA_CPP_LIB_PATH="$DIR/build/bin" "$BINDINGS" -c "$check"
     echo "==> installed in $(( $(date +%s) - start )) s; import it with LLAMA_CPP_LIB_PATH=$DIR/build/bin"

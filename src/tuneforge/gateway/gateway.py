@@ -212,7 +212,9 @@ class Gateway:
         server, lora_id = servers.ensure(base, gguf, lora)
         scales = [{"id": i, "scale": 1.0 if i == lora_id else 0.0} for i in range(len(server.loras))]
         body = {"model": base, "lora": scales} if scales else {"model": base}
-        return Route(server.upstream, served.id if lora else None, served.adapter_dir, body=body, model=served.id)
+        # llama-server answers with its alias, the base id: only an adapter's answers need the id put back
+        return Route(server.upstream, served.id if lora else None, served.adapter_dir, body=body,
+                     model=served.id if served.id != base else None)
 
     def unload_adapter(self, base_model: str, name: str) -> None:
         """Unload a deleted fine-tuned model from its base's vLLM server (best effort: a server that is
