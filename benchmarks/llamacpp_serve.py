@@ -8,7 +8,8 @@ stream makes ``--tokens`` tokens, decode tok/s counted from the first token (TTF
      llama-server): ``tuneforge_vs_llamacpp_single`` (goal >= 1), for the base and a fine-tuned adapter;
   3. ``--streams`` concurrent streams through tuneforge: ``aggregate_vs_single`` (goal >= 8) and the mean
      and worst time to first token (goal <= 1 s);
-  4. the built-in torch engine (same thread count) single stream, for reference (``--skip-engine`` skips it).
+  4. llama-server alone (same flags, its own HTTP, no tuneforge) single stream: where the HTTP cost lies;
+  5. the built-in torch engine (same thread count) single stream, for reference (``--skip-engine`` skips it).
 
 The adapter is a random LoRA (r16, all linear layers) registered as an ``ft:`` model; tuneforge converts it
 to GGUF on first use (its time is printed). Each phase runs alone: the llama-cpp-python model is freed before
@@ -94,7 +95,7 @@ def best_single(client, model: str, tokens: int, bias: dict, rounds: int) -> dic
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="Prints one 'name: value' line per figure, then all of them as JSON.")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for llama.cpp (both sides) and the "
                         "built-in engine (default 2)")
@@ -102,7 +103,8 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=16, help="concurrent streams = llama-server slots (default 16)")
     parser.add_argument("--rounds", type=int, default=3, help="single-stream rounds, the best counts (default 3)")
     parser.add_argument("--skip-engine", action="store_true", help="do not measure the built-in engine")
-    parser.add_argument("--models-cache", type=Path, default=Path.home() / ".tuneforge" / "models")
+    parser.add_argument("--models-cache", type=Path, default=Path.home() / ".tuneforge" / "models",
+                        help="tuneforge's converted models (the adapter is built on SmolLM2's HF copy there)")
     parser.add_argument("--llamacpp-dir", type=Path, default=None,
                         help="the scripts/llamacpp.sh build (default: TUNEFORGE_LLAMACPP_DIR, else its cache dir)")
     args = parser.parse_args()
@@ -167,6 +169,22 @@ def main() -> None:
         server.terminate()
         server.wait(60)
 
+    from openai import OpenAI
+
+    from tuneforge.gateway.llamacpp import LlamaCppModel
+    from tuneforge.gateway.llamacpp_servers import LlamaCppServers
+
+    alone = LlamaCppServers({MODEL: LlamaCppModel(MODEL, args.threads, args.streams, 1024)}, home=home,
+                            log_dir=work / "logs", default_threads=args.threads)
+    try:
+        process, _ = alone.ensure(MODEL, gguf)
+        client = OpenAI(base_url=process.upstream.base_url, api_key=process.upstream.api_key, max_retries=0)
+        stream_once(client, MODEL, QUESTIONS[1], 4, bias)
+        f["llama_server_alone_single_decode_tok_s"] = best_single(client, MODEL, args.tokens, bias,
+                                                                  args.rounds)["decode_tok_s"]
+    finally:
+        alone.close()
+
     if not args.skip_engine:
         server, client = start_tuneforge(settings.data_dir, args.models_cache, args.threads, None, None)
         try:
@@ -177,6 +195,8 @@ def main() -> None:
             server.wait(60)
 
     f["tuneforge_vs_llamacpp_single"] = f["tuneforge_llamacpp_single_decode_tok_s"] / f[
+        "llamacpp_python_single_decode_tok_s"]
+    f["llama_server_alone_vs_llamacpp_single"] = f["llama_server_alone_single_decode_tok_s"] / f[
         "llamacpp_python_single_decode_tok_s"]
     f["adapter_vs_base_single"] = f["tuneforge_llamacpp_adapter_single_decode_tok_s"] / f[
         "tuneforge_llamacpp_single_decode_tok_s"]
