@@ -46,16 +46,20 @@ else
     SDIST=$DIR/llama_cpp_python-$VERSION.tar.gz
   fi
   [ "$SDIST" -ef "$DIR/llama_cpp_python-$VERSION.tar.gz" ] || cp "$SDIST" "$DIR/"
-  echo "==> unpacking $SDIST"
-  rm -rf "$DIR/llama_cpp_python-$VERSION"
-  tar xzf "$SDIST" -C "$DIR"
+  SRC="$DIR/llama_cpp_python-$VERSION/vendor/llama.cpp"
+  if [ ! -f "$SRC/CMakeLists.txt" ]; then
+    echo "==> unpacking $SDIST"
+    tar xzf "$SDIST" -C "$DIR"
+  fi
+  # tuneforge finds convert_lora_to_gguf.py here; cmake is given the real path (through the link, the
+  # source's relative paths leave the tree and ninja re-runs cmake forever)
   ln -sfn "llama_cpp_python-$VERSION/vendor/llama.cpp" "$DIR/src"
   GEN=""
   command -v ninja >/dev/null && GEN="-G Ninja"
   start=$(date +%s)
   echo "==> configuring (cmake $FLAGS)"
   # shellcheck disable=SC2086
-  cmake -S "$DIR/src" -B "$DIR/build" $GEN $FLAGS > "$DIR/configure.log"
+  cmake -S "$SRC" -B "$DIR/build" $GEN $FLAGS > "$DIR/configure.log"
   echo "==> compiling llama-server and libllama with $JOBS jobs (log: $DIR/build.log)"
   cmake --build "$DIR/build" --target llama-server llama -j "$JOBS" > "$DIR/build.log"
   secs=$(( $(date +%s) - start ))
