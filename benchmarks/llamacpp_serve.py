@@ -1,7 +1,9 @@
 """tuneforge's llama.cpp backend vs llama.cpp itself, on the same GGUF and thread count (not a test).
 
-In one run, on the bundled SmolLM2-135M-Instruct Q4_1 GGUF, greedy, EOS suppressed with ``logit_bias`` so every
-stream makes ``--tokens`` tokens, decode tok/s counted from the first token (TTFT excluded):
+In one run, on the bundled SmolLM2-135M-Instruct Q4_1 GGUF, greedy, same prompt, decode tok/s counted from the
+first token (TTFT excluded). Single streams run without ``logit_bias`` (llama-cpp-python applies it in Python,
+per token, over the whole vocabulary: that would measure its Python, not llama.cpp); the concurrent streams
+suppress EOS with ``logit_bias`` (native in llama-server) so every stream makes ``--tokens`` tokens:
 
   1. llama.cpp single stream through llama-cpp-python in this process (the baseline, no HTTP);
   2. the same through ``tuneforge serve`` with TUNEFORGE_LLAMACPP_MODELS (streaming HTTP: tuneforge, then
@@ -38,19 +40,17 @@ sys.path[:0] = [str(HERE)]
 from serve import MODEL, QUESTIONS, concurrent, free_port, make_adapters, register, stream_once  # noqa: E402
 
 
-def llamacpp_direct(gguf: Path, threads: int, tokens: int, bias: dict, rounds: int) -> dict:
+def llamacpp_direct(gguf: Path, threads: int, tokens: int, rounds: int) -> dict:
     """llama-cpp-python's streaming chat completion on the same prompt, best of ``rounds``."""
     from llama_cpp import Llama
 
     llm = Llama(model_path=str(gguf), n_threads=threads, n_threads_batch=threads, n_ctx=2048, verbose=False)
-    bias_int = {int(k): float(v) for k, v in bias.items()}
-
     def once(question: str, n: int) -> dict:
         started = time.perf_counter()
         first = last = None
         count = 0
         for chunk in llm.create_chat_completion(messages=[{"role": "user", "content": question}], max_tokens=n,
-                                                temperature=0, logit_bias=bias_int, stream=True):
+                                                temperature=0, stream=True):
             now = time.perf_counter()
             if chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
                 first = first or now
@@ -143,7 +143,7 @@ def main() -> None:
     bias = {str(t): -100 for t in sorted(eos)}
     f: dict[str, float] = {}
 
-    direct = llamacpp_direct(gguf, args.threads, args.tokens, bias, args.rounds)
+    direct = llamacpp_direct(gguf, args.threads, args.tokens, args.rounds)
     f["llamacpp_python_single_decode_tok_s"] = direct["decode_tok_s"]
     f["llamacpp_python_single_ttft_s"] = direct["ttft_s"]
 
@@ -156,10 +156,10 @@ def main() -> None:
         started = time.perf_counter()
         stream_once(client, adapter, QUESTIONS[1], 4, bias)  # converts the adapter, restarts llama-server with it
         f["adapter_convert_and_restart_s"] = time.perf_counter() - started
-        single = best_single(client, MODEL, args.tokens, bias, args.rounds)
+        single = best_single(client, MODEL, args.tokens, {}, args.rounds)
         f["tuneforge_llamacpp_single_decode_tok_s"] = single["decode_tok_s"]
         f["tuneforge_llamacpp_single_ttft_s"] = single["ttft_s"]
-        tuned = best_single(client, adapter, args.tokens, bias, args.rounds)
+        tuned = best_single(client, adapter, args.tokens, {}, args.rounds)
         f["tuneforge_llamacpp_adapter_single_decode_tok_s"] = tuned["decode_tok_s"]
         many = concurrent(client, [MODEL], args.streams, args.tokens, bias)
         f[f"tuneforge_llamacpp_aggregate_tok_s_{args.streams}"] = many["aggregate_tok_s"]
@@ -180,7 +180,7 @@ def main() -> None:
         process, _ = alone.ensure(MODEL, gguf)
         client = OpenAI(base_url=process.upstream.base_url, api_key=process.upstream.api_key, max_retries=0)
         stream_once(client, MODEL, QUESTIONS[1], 4, bias)
-        f["llama_server_alone_single_decode_tok_s"] = best_single(client, MODEL, args.tokens, bias,
+        f["llama_server_alone_single_decode_tok_s"] = best_single(client, MODEL, args.tokens, {},
                                                                   args.rounds)["decode_tok_s"]
     finally:
         alone.close()
@@ -189,7 +189,7 @@ def main() -> None:
         server, client = start_tuneforge(settings.data_dir, args.models_cache, args.threads, None, None)
         try:
             stream_once(client, MODEL, QUESTIONS[1], 4, bias)  # loads the model
-            f["engine_single_decode_tok_s"] = best_single(client, MODEL, args.tokens, bias, 1)["decode_tok_s"]
+            f["engine_single_decode_tok_s"] = best_single(client, MODEL, args.tokens, {}, 1)["decode_tok_s"]
         finally:
             server.terminate()
             server.wait(60)
@@ -205,8 +205,10 @@ def main() -> None:
     if "engine_single_decode_tok_s" in f:
         f["tuneforge_llamacpp_vs_engine_single"] = f["tuneforge_llamacpp_single_decode_tok_s"] / f[
             "engine_single_decode_tok_s"]
+    f["single_stream_tokens"] = single["tokens"]
+    f["llamacpp_python_single_tokens"] = direct["tokens"]
     print(f"# tuneforge llama.cpp backend vs llama-cpp-python: {gguf.name}, {args.threads} threads, "
-          f"{args.tokens} tokens per stream, {args.streams} streams, greedy, EOS suppressed, {os.cpu_count()} CPUs, "
+          f"{args.tokens} tokens per stream, {args.streams} streams, greedy, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.1f}")
     for name, value in f.items():
         print(f"{name}: {value:.3f}")
