@@ -3,9 +3,10 @@ vLLM (a vLLM server configured for the model's base, fine-tuned adapters include
 processes this gateway runs for GGUF bases, fine-tuned adapters included).
 
 ``Gateway.resolve(model)`` decides for upstream providers, ``Gateway.route(model, lookup)`` for generation
-requests (upstream, else vLLM, else llama.cpp, else local); nothing else decides. Everything that talks to a provider goes
-through this object's two pooled httpx clients (async for request pass-through and streaming, sync for
-worker threads: fine-tuning jobs, file copies, assistant runs), and every failure is an ``UpstreamError``.
+requests (upstream, else vLLM, else llama.cpp, else local); nothing else decides. Everything that talks to
+a provider goes through this object's two pooled httpx clients (async for request pass-through and streaming,
+sync for worker threads: fine-tuning jobs, file copies, assistant runs), and every failure is an
+``UpstreamError``.
 """
 
 from __future__ import annotations

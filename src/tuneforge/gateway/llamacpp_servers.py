@@ -75,6 +75,9 @@ class LlamaCppServers:
     def __contains__(self, base: object) -> bool:
         return base in self.models
 
+    def __bool__(self) -> bool:
+        return bool(self.models)
+
     def running(self, base: str) -> ServerProcess | None:
         return self._running.get(base)
 
