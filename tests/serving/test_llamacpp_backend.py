@@ -276,7 +276,7 @@ def test_llamacpp_models_setting_is_validated():
     models = parse_llamacpp_models(json.dumps({"a": {"threads": 2, "parallel": 8, "args": ["--flash-attn", "on"]},
                                                "b": {}}))
     assert models["a"].threads == 2 and models["a"].parallel == 8 and models["a"].args == ("--flash-attn", "on")
-    assert models["b"].parallel == 16 and models["b"].threads is None
+    assert models["b"].parallel == 8 and models["b"].ctx_size == 2048 and models["b"].threads is None
     assert list(parse_llamacpp_models('["x", "y"]')) == ["x", "y"]
     for bad in ('{"a": 3}', '{"a": {"parallel": 0}}', '{"a": {"thread": 2}}', '{"a": {"args": "--x"}}', '"a"'):
         with pytest.raises(ServerError):

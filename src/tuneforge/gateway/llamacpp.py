@@ -5,8 +5,8 @@ fine-tuned on them (an optional backend: it needs a llama.cpp build, ``scripts/l
 
     {"smollm2-135m-instruct": {"threads": 2, "parallel": 16}}
 
-Options per base: ``threads`` (default: ``TUNEFORGE_SERVE_THREADS``, else all cores), ``parallel`` (slots
-decoded together by continuous batching, default 16), ``ctx_size`` (context per slot, default 4096),
+Options per base: ``threads`` (default: ``TUNEFORGE_SERVE_THREADS``, else llama.cpp's choice), ``parallel`` (slots
+decoded together by continuous batching, default 8), ``ctx_size`` (context per slot, default 2048),
 ``gguf`` (the weights, default: the registry's GGUF of that base), ``args`` (extra llama-server flags).
 
 Unlike a vLLM server, tuneforge starts and supervises these servers itself (``llamacpp_servers``): a PEFT
@@ -53,8 +53,8 @@ class LlamaCppModel:
 
     base: str
     threads: int | None = None
-    parallel: int = 16
-    ctx_size: int = 4096  # per slot
+    parallel: int = 8
+    ctx_size: int = 2048  # per slot; the KV cache holds parallel x ctx_size tokens
     gguf: str | None = None
     args: tuple[str, ...] = field(default=())
 
@@ -85,7 +85,7 @@ def parse_llamacpp_models(value: str | None) -> dict[str, LlamaCppModel]:
             raise ValueError(f"[{base!r}] has unknown options: {', '.join(sorted(unknown))}")
         try:
             threads = int(spec["threads"]) if spec.get("threads") is not None else None
-            parallel, ctx = int(spec.get("parallel", 16)), int(spec.get("ctx_size", 4096))
+            parallel, ctx = int(spec.get("parallel", 8)), int(spec.get("ctx_size", 2048))
         except (TypeError, ValueError):
             raise ValueError(f"[{base!r}]: threads, parallel and ctx_size must be integers") from None
         if (threads is not None and threads < 1) or parallel < 1 or ctx < 64:
