@@ -153,7 +153,8 @@ def concurrent(client, models: list[str], streams: int, tokens: int, bias: dict)
     wall = time.perf_counter() - started
     total = sum(r["tokens"] for r in results)
     return {"streams": streams, "tokens": total, "wall_s": wall, "aggregate_tok_s": total / wall,
-            "mean_ttft_s": sum(r["ttft_s"] for r in results) / streams}
+            "mean_ttft_s": sum(r["ttft_s"] for r in results) / streams,
+            "max_ttft_s": max(r["ttft_s"] for r in results)}
 
 
 def main() -> None:

@@ -59,8 +59,9 @@ class Runtime:
         settings.ensure_dirs()
         db = Database(settings.resolved_database_url)
         db.migrate()
+        registry = ModelRegistry(settings, db)
         runtime = cls(settings=settings, db=db, store=LocalBlobStore(settings.blobs_dir),
-                      registry=ModelRegistry(settings, db), gateway=Gateway.from_settings(settings))
+                      registry=registry, gateway=Gateway.from_settings(settings, registry))
         runtime.add_closer(runtime.gateway.aclose)
         return runtime
 

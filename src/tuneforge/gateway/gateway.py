@@ -1,10 +1,12 @@
-"""One gateway for every model: local (this process's engine), upstream (another OpenAI-compatible API) or
-vLLM (a vLLM server configured for the model's base, fine-tuned adapters included).
+"""One gateway for every model: local (this process's engine), upstream (another OpenAI-compatible API),
+vLLM (a vLLM server configured for the model's base, fine-tuned adapters included) or llama.cpp (llama-server
+processes this gateway runs for GGUF bases, fine-tuned adapters included).
 
 ``Gateway.resolve(model)`` decides for upstream providers, ``Gateway.route(model, lookup)`` for generation
-requests (upstream, else vLLM, else local); nothing else decides. Everything that talks to a provider goes
-through this object's two pooled httpx clients (async for request pass-through and streaming, sync for
-worker threads: fine-tuning jobs, file copies, assistant runs), and every failure is an ``UpstreamError``.
+requests (upstream, else vLLM, else llama.cpp, else local); nothing else decides. Everything that talks to
+a provider goes through this object's two pooled httpx clients (async for request pass-through and streaming,
+sync for worker threads: fine-tuning jobs, file copies, assistant runs), and every failure is an
+``UpstreamError``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ import httpx
 
 from tuneforge.errors import NotFound, ServerError
 from tuneforge.gateway.errors import UpstreamError, redact
+from tuneforge.gateway.llamacpp import LLAMACPP, base_gguf, convert_adapter, parse_llamacpp_models
+from tuneforge.gateway.llamacpp_servers import LlamaCppServers
 from tuneforge.gateway.upstreams import Upstream, parse_upstreams
 from tuneforge.gateway.vllm import (
     VLLM,
@@ -36,6 +40,7 @@ from tuneforge.gateway.vllm import (
 
 if TYPE_CHECKING:
     from tuneforge.models.catalog import ServedModel
+    from tuneforge.models.registry import ModelRegistry
 
 log = logging.getLogger("tuneforge.gateway")
 _ALIASES = re.compile(r"\s*Valid aliases:.*", re.S)
@@ -43,11 +48,16 @@ _ALIASES = re.compile(r"\s*Valid aliases:.*", re.S)
 
 class Gateway:
     def __init__(self, upstreams_config: str | None, *, timeout: float = 600.0, models_ttl: float = 60.0,
-                 vllm_servers: str | None = None):
+                 vllm_servers: str | None = None, llamacpp_models: str | None = None,
+                 llamacpp_home: Path | None = None, work_dir: Path | None = None, threads: int | None = None,
+                 registry: ModelRegistry | None = None):
         self._config, self._timeout, self.models_ttl = upstreams_config, timeout, models_ttl
         self._upstreams: list[Upstream] | None = None
         self._vllm_config = vllm_servers
         self._vllm: dict[str, Upstream] | None = None
+        self._llamacpp_config, self._llamacpp_home = llamacpp_models, llamacpp_home
+        self._work_dir, self._threads, self.registry = work_dir, threads, registry
+        self._llamacpp: LlamaCppServers | None = None
         self.adapters = LoadedAdapters()
         self._models: dict[str, tuple[float, list[dict]]] = {}
         self._lock = threading.Lock()
@@ -55,9 +65,11 @@ class Gateway:
         self._sync: httpx.Client | None = None
 
     @classmethod
-    def from_settings(cls, settings) -> Gateway:
+    def from_settings(cls, settings, registry: ModelRegistry | None = None) -> Gateway:
         return cls(settings.upstreams, timeout=settings.upstream_timeout_s, models_ttl=settings.upstream_models_ttl_s,
-                   vllm_servers=settings.vllm_servers)
+                   vllm_servers=settings.vllm_servers, llamacpp_models=settings.llamacpp_models,
+                   llamacpp_home=settings.llamacpp_dir, work_dir=settings.data_dir, threads=settings.serve_threads,
+                   registry=registry)
 
     # ------------------------------------------------------------------ configuration and routing
 
@@ -91,9 +103,37 @@ class Gateway:
                 raise ServerError(f"Server misconfiguration (TUNEFORGE_VLLM_SERVERS): {exc}") from None
         return self._vllm
 
+    @property
+    def llamacpp(self) -> LlamaCppServers | None:
+        """The llama-server processes of the bases in TUNEFORGE_LLAMACPP_MODELS (none started yet)."""
+        if self._llamacpp is None and self._llamacpp_config:
+            try:
+                models = parse_llamacpp_models(self._llamacpp_config)
+            except (ValueError, json.JSONDecodeError) as exc:
+                raise ServerError(f"Server misconfiguration (TUNEFORGE_LLAMACPP_MODELS): {exc}") from None
+            from tuneforge.gateway.llamacpp import default_home
+
+            work = Path(self._work_dir or ".")
+            self._llamacpp = LlamaCppServers(models, home=Path(self._llamacpp_home or default_home()),
+                                             log_dir=work / "logs", default_threads=self._threads,
+                                             timeout=self._timeout)
+        return self._llamacpp
+
+    @property
+    def serves_bases(self) -> bool:
+        """Whether some base model is served by a backend (vLLM or llama.cpp) rather than the engine."""
+        return bool(self.vllm_servers) or bool(self.llamacpp)
+
+    def backend_of(self, base_model: str) -> str | None:
+        if base_model in self.vllm_servers:
+            return VLLM
+        servers = self.llamacpp
+        return LLAMACPP if servers is not None and base_model in servers else None
+
     def route(self, model: Any, lookup: Callable[[str], ServedModel | None]) -> Route:
         """Where a chat completions or completions request for ``model`` goes: the upstream provider whose
-        pattern matches, else the vLLM server of the model's base, else this server's engine.
+        pattern matches, else the vLLM server of the model's base, else its llama.cpp server, else this
+        server's engine.
 
         ``lookup`` resolves the model for the calling project (it raises the 404 for another project's
         model, and returns None for ids the local path answers itself). Blocking: a fine-tuned model is
@@ -101,10 +141,15 @@ class Gateway:
         upstream = self.resolve(model)
         if upstream is not None:
             return Route(upstream)
-        if not self.vllm_servers or not isinstance(model, str):
+        if not self.serves_bases or not isinstance(model, str):
             return Route()
         served = lookup(model)
-        server = self.vllm_servers.get(served.base_model) if served is not None else None
+        if served is None:
+            return Route()
+        servers = self.llamacpp
+        if servers is not None and served.base_model in servers and served.base_model not in self.vllm_servers:
+            return self._llamacpp_route(servers, served)
+        server = self.vllm_servers.get(served.base_model)
         if server is None:
             return Route()
         if served.adapter_dir is None:
@@ -142,9 +187,43 @@ class Gateway:
                     raise load_error(server, name, exc, folder) from None
             self.adapters.set(server, name, key)
 
+    def _llamacpp_route(self, servers: LlamaCppServers, served: ServedModel) -> Route:
+        """The base's llama-server (started, or replaced by one that has this adapter), and the body fields
+        that select the adapter. Every request names every adapter's scale (0 for the others): a request
+        without a "lora" list would reuse a slot's cached prompt computed with another adapter."""
+        from tuneforge.inference.adapters import adapter_key
+
+        base = served.base_model
+        if self.registry is None:
+            raise ServerError("Server misconfiguration: the llama.cpp backend needs the model registry.")
+        cfg = servers.models[base]
+        try:
+            gguf = base_gguf(cfg.gguf or self.registry.resolve(base).location)
+        except ValueError as exc:
+            raise ServerError(f"Server misconfiguration (TUNEFORGE_LLAMACPP_MODELS): {base}: {exc}") from None
+        lora = None
+        if served.adapter_dir is not None:
+            try:
+                key = adapter_key(served.adapter_dir)
+            except NotFound:  # its message names the folder
+                raise NotFound(f"The weights of the fine-tuned model '{served.id}' are missing on the server.",
+                               param="model", code="model_not_found") from None
+            lora = convert_adapter(servers.home, served.id, served.adapter_dir, key, self.registry.materialize(base),
+                                   Path(self._work_dir or ".") / "cache" / "llamacpp-loras")
+        server, lora_id = servers.ensure(base, gguf, lora)
+        scales = [{"id": i, "scale": 1.0 if i == lora_id else 0.0} for i in range(len(server.loras))]
+        body = {"model": base, "lora": scales} if scales else {"model": base}
+        # llama-server answers with its alias, the base id: only an adapter's answers need the id put back
+        return Route(server.upstream, served.id if lora else None, served.adapter_dir, body=body,
+                     model=served.id if served.id != base else None)
+
     def unload_adapter(self, base_model: str, name: str) -> None:
         """Unload a deleted fine-tuned model from its base's vLLM server (best effort: a server that is
         down or never had it changes nothing for the caller)."""
+        servers = self.llamacpp
+        if servers is not None and base_model in servers:
+            servers.forget(base_model, name)
+            return
         server = self.vllm_servers.get(base_model)
         if server is None:
             return
@@ -244,6 +323,12 @@ class Gateway:
         """``open`` for a routed request. A vLLM server that no longer knows a fine-tuned model (it was
         restarted since the adapter was loaded) gets the adapter again, and the request once more."""
         assert route.upstream is not None
+        if route.body is not None:
+            payload = json.loads(body)
+            payload.update(route.body)
+            body = json.dumps(payload).encode()
+        if route.upstream.backend == LLAMACPP:
+            return await self.open(route.upstream, path, body, headers)
         try:
             return await self.open(route.upstream, path, body, headers)
         except UpstreamError as exc:
@@ -315,13 +400,35 @@ class Gateway:
 
     # ------------------------------------------------------------------ errors
 
+    async def relay(self, route: Route, response: httpx.Response):
+        """The routed response's body as it arrives. A llama.cpp answer names the base (its alias) whichever
+        adapter answered: each JSON object, or each server-sent event's, gets the requested model back."""
+        if route.upstream is None or route.upstream.backend != LLAMACPP or route.model is None:
+            async for part in response.aiter_raw():
+                yield part
+            return
+        if "text/event-stream" not in response.headers.get("content-type", ""):
+            yield _renamed(await response.aread(), route.model)
+            return
+        async for line in response.aiter_lines():
+            if line.startswith("data: {"):
+                line = "data: " + _renamed(line[6:].encode(), route.model).decode()
+            yield (line + "\n").encode()
+
     def _unreachable(self, upstream: Upstream, exc: Exception) -> UpstreamError:
-        if upstream.backend == VLLM:
+        if upstream.backend in (VLLM, LLAMACPP):
             return UpstreamError.backend_unavailable(upstream.name, exc)
         return UpstreamError.unreachable(upstream.name, exc)
 
     def _error(self, upstream: Upstream, status: int, content: bytes) -> UpstreamError:
         error = UpstreamError.from_response(upstream.name, status, content, self.secrets())
+        if upstream.backend == LLAMACPP:  # its codes are HTTP statuses, its types OpenAI's
+            error.message = clean_message(error.message)
+            error.args = (error.message,)
+            error.type = "server_error" if status >= 500 else "invalid_request_error"
+            if error.code is None or error.code.isdigit() or error.code == "upstream_error":
+                error.code = "llamacpp_error"
+            return error
         if upstream.backend != VLLM:
             return error
         # vLLM's errors name exception classes as types and HTTP statuses as codes, and may name server
@@ -337,7 +444,20 @@ class Gateway:
         return error
 
     async def aclose(self) -> None:
+        if self._llamacpp is not None:
+            await asyncio.to_thread(self._llamacpp.close)
         if self._async is not None:
             await self._async.aclose()
         if self._sync is not None:
             self._sync.close()
+
+
+def _renamed(body: bytes, model: str) -> bytes:
+    try:
+        obj = json.loads(body)
+    except ValueError:
+        return body
+    if isinstance(obj, dict) and "model" in obj:
+        obj["model"] = model
+        return json.dumps(obj, ensure_ascii=False).encode()
+    return body

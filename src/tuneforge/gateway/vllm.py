@@ -22,7 +22,7 @@ import logging
 import os
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tuneforge.gateway.errors import UpstreamError
@@ -42,12 +42,16 @@ class Route:
     upstream: Upstream | None = None
     adapter: str | None = None  # vLLM: the lora_name (the fine-tuned model's id) to load before forwarding
     adapter_dir: Path | None = None
+    # llama.cpp: fields set in the forwarded JSON body (its per-request "lora" list), and the model id its
+    # answers must name (llama-server names its own alias, the base, whichever adapter answered)
+    body: dict | None = field(default=None, compare=False)
+    model: str | None = None
 
     @property
     def backend(self) -> str:
         if self.upstream is None:
             return "local"
-        return VLLM if self.upstream.backend == VLLM else "upstream"
+        return self.upstream.backend if self.upstream.backend in (VLLM, "llamacpp") else "upstream"
 
 
 def _api_base(url: str) -> str:

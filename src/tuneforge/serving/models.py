@@ -19,11 +19,12 @@ def model_object(info: BaseModelInfo) -> dict:
 
 
 def mark_backend(obj: dict, gateway: Gateway) -> dict:
-    """Say so in the ``tuneforge`` extension when a vLLM server serves the model (its base)."""
+    """Say so in the ``tuneforge`` extension when a vLLM or llama.cpp server serves the model (its base)."""
     ext = obj.get("tuneforge")
-    if isinstance(ext, dict) and gateway.vllm_servers and ext.get("source") in ("bundled", "local", "fine-tuned"):
-        if (ext.get("base_model") or obj["id"]) in gateway.vllm_servers:
-            ext["backend"] = "vllm"
+    if isinstance(ext, dict) and gateway.serves_bases and ext.get("source") in ("bundled", "local", "fine-tuned"):
+        backend = gateway.backend_of(ext.get("base_model") or obj["id"])
+        if backend is not None:
+            ext["backend"] = backend
     return obj
 
 
