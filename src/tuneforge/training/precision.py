@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 from pathlib import Path
+
+log = logging.getLogger("tuneforge.training")
 
 PRECISIONS = ("auto", "bf16", "fp32")
 _BF16_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -36,6 +39,10 @@ def resolve_precision(requested: str = "auto", device: str = "cpu") -> str:
     """``bf16`` or ``fp32`` for this machine. ``auto`` picks bf16 only where it is native and fast."""
     if requested not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {requested!r}")
+    if requested == "bf16" and not device.startswith("cuda") and not cpu_has_bf16():
+        # measured on an AVX2-only EPYC: a 2048 x 2048 bf16 matmul took 56 s against 0.24 s in fp32
+        log.warning("precision bf16 was asked for, but this CPU has no native bf16 matmuls (AVX512-BF16/AMX): "
+                    "training will be far slower than in fp32 (TUNEFORGE_TRAIN_PRECISION=auto picks fp32 here)")
     if requested != "auto":
         return requested
     if device.startswith("cuda"):
