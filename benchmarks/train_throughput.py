@@ -11,7 +11,10 @@ and MFU (model FLOPs / measured peak matmul FLOP/s of this machine, see training
 
 tuneforge's trainer uses bf16 autocast on CPUs with AVX512-BF16/AMX (``--precision auto``, the
 default; see training/precision.py); its MFU is then against the measured bf16 matmul peak. TRL runs
-with its defaults (fp32 on CPU). ``--compare-precision`` also runs tuneforge in fp32 and prints
+with its defaults — TRL 1.16's ``SFTConfig`` defaults to ``bf16=True``, bf16 autocast on CPU too — except
+on CPUs without native bf16 (no AVX512-BF16/AMX), where that autocast is emulated (a 2048² bf16 matmul
+took 56 s vs 0.24 s in fp32 on an AVX2 EPYC; a full TRL run projected at ≈ 3.5 h) and the benchmark
+passes ``bf16=False``, as any user there would. The TRL line says which precision it ran. ``--compare-precision`` also runs tuneforge in fp32 and prints
 ``bf16_vs_fp32``.
 
 Notes on fairness: TRL's defaults turn gradient checkpointing on and train on every token
@@ -111,13 +114,17 @@ def run_trl(model_path: str, chats: list[dict], cache: Path) -> dict:
     from trl import SFTConfig, SFTTrainer
 
     from tuneforge.training.flops import FlopCounter, peak_flops
+    from tuneforge.training.precision import cpu_has_bf16
 
+    # TRL's default bf16 autocast is emulated (hundreds of times slower) on CPUs without native bf16
+    native_bf16 = cpu_has_bf16()
+    precision = {} if native_bf16 else {"bf16": False}
     tok = AutoTokenizer.from_pretrained(model_path)
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
     with tempfile.TemporaryDirectory() as out:
         args = SFTConfig(output_dir=out, per_device_train_batch_size=BATCH, num_train_epochs=1, learning_rate=2e-4,
                          report_to=[], save_strategy="no", logging_steps=1000, seed=0, use_cpu=True,
-                         dataloader_num_workers=0)
+                         dataloader_num_workers=0, **precision)
         trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(chats),
                              processing_class=tok, peft_config=lora_config())
         tokens = sum(len(x) for x in trainer.train_dataset["input_ids"])
@@ -129,7 +136,8 @@ def run_trl(model_path: str, chats: list[dict], cache: Path) -> dict:
         flops = counter.add_step(tokens, sum_sq, tokens)  # TRL trains on every token
     peak = peak_flops(cache, "float32")
     return {"tokens": tokens, "seconds": seconds, "mfu": flops / seconds / peak, "tokens_per_second": tokens / seconds,
-            "gradient_checkpointing": args.gradient_checkpointing}
+            "gradient_checkpointing": args.gradient_checkpointing,
+            "precision": "bf16" if args.bf16 else "fp32" if native_bf16 else "fp32 (bf16=False: no native bf16 here)"}
 
 
 def main() -> None:
@@ -179,7 +187,7 @@ def main() -> None:
         trl = run_trl(path, chats, cache)
         print(f"{name} trl_defaults: {trl['tokens_per_second']:.1f} tok/s ({trl['tokens']} tokens in "
               f"{trl['seconds']:.1f} s), MFU {trl['mfu'] * 100:.1f}%, gradient_checkpointing="
-              f"{trl['gradient_checkpointing']}", flush=True)
+              f"{trl['gradient_checkpointing']}, precision {trl['precision']}", flush=True)
         print(f"{name} train_speedup: {ours['tokens_per_second'] / trl['tokens_per_second']:.2f}", flush=True)
     sys.stdout.flush()
 
