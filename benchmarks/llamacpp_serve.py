@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,7 +36,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE)]
 
-from serve import MODEL, QUESTIONS, concurrent, free_port, make_adapters, register, stream_once  # noqa: E402
+from serve import MODEL, QUESTIONS, concurrent, make_adapters, register, start_tuneforge, stream_once  # noqa: E402
 
 
 def llamacpp_direct(gguf: Path, threads: int, tokens: int, rounds: int) -> dict:
@@ -65,28 +64,13 @@ def llamacpp_direct(gguf: Path, threads: int, tokens: int, rounds: int) -> dict:
     return best
 
 
-def start_tuneforge(data_dir: Path, cache: Path, threads: int, llamacpp: dict | None, home: Path | None):
-    port = free_port()
-    env = dict(os.environ, TUNEFORGE_MODELS_CACHE_DIR=str(cache), TUNEFORGE_WORKER_IN_PROCESS="false",
+def run_tuneforge(data_dir: Path, cache: Path, threads: int, llamacpp: dict | None, home: Path | None):
+    env = dict(TUNEFORGE_MODELS_CACHE_DIR=str(cache), TUNEFORGE_WORKER_IN_PROCESS="false",
                TUNEFORGE_LOG_LEVEL="WARNING", TUNEFORGE_SERVE_THREADS=str(threads))
     if llamacpp is not None:
         env["TUNEFORGE_LLAMACPP_MODELS"] = json.dumps(llamacpp)
         env["TUNEFORGE_LLAMACPP_DIR"] = str(home)
-    server = subprocess.Popen([sys.executable, "-m", "tuneforge.cli.main", "serve", "--port", str(port),
-                               "--data-dir", str(data_dir)], env=env)
-    from openai import OpenAI
-
-    client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="bench", max_retries=0, timeout=900)
-    deadline = time.time() + 180
-    while True:
-        try:
-            client.models.list()
-            return server, client
-        except Exception:  # noqa: BLE001 - not up yet
-            if time.time() > deadline or server.poll() is not None:
-                server.kill()
-                raise SystemExit("tuneforge did not start") from None
-            time.sleep(0.3)
+    return start_tuneforge(data_dir, env, wait_s=180, timeout_s=900)
 
 
 def best_single(client, model: str, tokens: int, bias: dict, rounds: int) -> dict:
@@ -148,7 +132,7 @@ def main() -> None:
     f["llamacpp_python_single_ttft_s"] = direct["ttft_s"]
 
     config = {MODEL: {"threads": args.threads, "parallel": args.streams, "ctx_size": 1024}}
-    server, client = start_tuneforge(settings.data_dir, args.models_cache, args.threads, config, home)
+    server, client = run_tuneforge(settings.data_dir, args.models_cache, args.threads, config, home)
     try:
         started = time.perf_counter()
         stream_once(client, MODEL, QUESTIONS[1], 4, bias)  # starts llama-server
@@ -186,7 +170,7 @@ def main() -> None:
         alone.close()
 
     if not args.skip_engine:
-        server, client = start_tuneforge(settings.data_dir, args.models_cache, args.threads, None, None)
+        server, client = run_tuneforge(settings.data_dir, args.models_cache, args.threads, None, None)
         try:
             stream_once(client, MODEL, QUESTIONS[1], 4, bias)  # loads the model
             f["engine_single_decode_tok_s"] = best_single(client, MODEL, args.tokens, {}, 1)["decode_tok_s"]

@@ -157,6 +157,27 @@ def concurrent(client, models: list[str], streams: int, tokens: int, bias: dict)
             "max_ttft_s": max(r["ttft_s"] for r in results)}
 
 
+def start_tuneforge(data_dir: Path, env: dict, *, wait_s: float = 120, timeout_s: float = 600):
+    """``tuneforge serve`` on a free loopback port as a child process (``env`` added to this one's), and an
+    OpenAI client once it answers; exits the benchmark if it does not come up within ``wait_s``."""
+    from openai import OpenAI
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "tuneforge.cli.main", "serve", "--port", str(port),
+                               "--data-dir", str(data_dir)], env=dict(os.environ, **env))
+    client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="bench", max_retries=0, timeout=timeout_s)
+    deadline = time.time() + wait_s
+    while True:
+        try:
+            client.models.list()
+            return server, client
+        except Exception:  # noqa: BLE001 - not up yet
+            if time.time() > deadline or server.poll() is not None:
+                server.kill()
+                raise SystemExit("tuneforge did not start") from None
+            time.sleep(0.3)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=64)
@@ -170,7 +191,6 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    from openai import OpenAI
 
     from tuneforge.db.session import Database
     from tuneforge.models.registry import ModelRegistry
@@ -190,24 +210,12 @@ def main() -> None:
     base = baseline(base_path, args.tokens)
     bias = {str(t): -100 for t in base["eos"]}
 
-    port = free_port()
-    env = dict(os.environ, TUNEFORGE_MODELS_CACHE_DIR=str(args.models_cache), TUNEFORGE_SERVE_MAX_ADAPTERS="10",
+    env = dict(TUNEFORGE_MODELS_CACHE_DIR=str(args.models_cache), TUNEFORGE_SERVE_MAX_ADAPTERS="10",
                TUNEFORGE_WORKER_IN_PROCESS="false", TUNEFORGE_LOG_LEVEL="WARNING")
     if args.threads:
         env["TUNEFORGE_SERVE_THREADS"] = str(args.threads)
-    server = subprocess.Popen([sys.executable, "-m", "tuneforge.cli.main", "serve", "--port", str(port),
-                               "--data-dir", str(settings.data_dir)], env=env)
+    server, client = start_tuneforge(settings.data_dir, env)
     try:
-        client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="bench", max_retries=0, timeout=600)
-        deadline = time.time() + 120
-        while True:
-            try:
-                client.models.list()
-                break
-            except Exception:  # noqa: BLE001 - not up yet
-                if time.time() > deadline or server.poll() is not None:
-                    raise SystemExit("server did not start") from None
-                time.sleep(0.3)
         stream_once(client, MODEL, QUESTIONS[1], 8, bias)  # loads the base model
         rss_base = rss_mb(server.pid)
         single = min((stream_once(client, MODEL, QUESTIONS[0], args.tokens, bias) for _ in range(2)),

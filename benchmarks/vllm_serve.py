@@ -16,42 +16,25 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "tests" / "serving")]
 
-from serve import MODEL, QUESTIONS, concurrent, free_port, make_adapters, register, stream_once  # noqa: E402
+from serve import MODEL, QUESTIONS, concurrent, make_adapters, register, start_tuneforge, stream_once  # noqa: E402
 from vllm_real_support import VllmProcess  # noqa: E402
 
 
 def run_tuneforge(data_dir: Path, cache: Path, threads: int | None, vllm_url: str | None):
-    port = free_port()
-    env = dict(os.environ, TUNEFORGE_MODELS_CACHE_DIR=str(cache), TUNEFORGE_WORKER_IN_PROCESS="false",
+    env = dict(TUNEFORGE_MODELS_CACHE_DIR=str(cache), TUNEFORGE_WORKER_IN_PROCESS="false",
                TUNEFORGE_LOG_LEVEL="WARNING")
     if threads:
         env["TUNEFORGE_SERVE_THREADS"] = str(threads)
     if vllm_url:
         env["TUNEFORGE_VLLM_SERVERS"] = json.dumps({MODEL: vllm_url})
-    server = subprocess.Popen([sys.executable, "-m", "tuneforge.cli.main", "serve", "--port", str(port),
-                               "--data-dir", str(data_dir)], env=env)
-    from openai import OpenAI
-
-    client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="bench", max_retries=0, timeout=900)
-    deadline = time.time() + 120
-    while True:
-        try:
-            client.models.list()
-            return server, client
-        except Exception:  # noqa: BLE001 - not up yet
-            if time.time() > deadline or server.poll() is not None:
-                server.kill()
-                raise SystemExit("tuneforge did not start") from None
-            time.sleep(0.3)
+    return start_tuneforge(data_dir, env, timeout_s=900)
 
 
 def measure(client, adapter: str, tokens: int, bias: dict, streams: int) -> dict:
