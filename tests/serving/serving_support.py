@@ -20,6 +20,38 @@ SYSTEM_TEMPLATE = ("{{ '<|im_start|>system\nAlways answer about colours.<|im_end
                    "{% endif %}")
 
 
+def adapter_folder(folder: Path, config: bool = True, weights: bool = True) -> Path:
+    """An adapter folder as training writes it, for backends that only check it is there (stand-ins)."""
+    folder.mkdir(parents=True)
+    if config:
+        (folder / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 8}))
+    if weights:
+        (folder / "adapter_model.safetensors").write_bytes(b"weights")
+    return folder
+
+
+def register_stand_in_adapters(db, settings, base: str, fine_tuned: list[tuple[str, str, str]]) -> dict[str, str]:
+    """API keys of projects ``default`` and ``other``; registers each ``(model_id, project, base)`` with a stand-in
+    adapter folder, plus ``ft:BASE:default:broken:…`` (no config) and ``…:noweights:…`` (no weights)."""
+    from tuneforge.models import catalog
+    from tuneforge.projects import create_key, get_or_create_project
+
+    with db.session() as session:
+        keys = {name: create_key(session, name)[0] for name in ("default", "other")}
+    with db.session() as session:
+        projects = {name: get_or_create_project(session, name).id for name in ("default", "other")}
+        adapters = settings.data_dir / "adapters"
+        for model_id, project, model_base in fine_tuned:
+            catalog.register_fine_tuned(session, model_id=model_id, project_id=projects[project],
+                                        base_model=model_base, settings=settings,
+                                        adapter_dir=adapter_folder(adapters / model_id.split(":")[3]))
+        for name, missing in (("broken", {"config": False}), ("noweights", {"weights": False})):
+            catalog.register_fine_tuned(session, model_id=f"ft:{base}:default:{name}:ftjob-{name}",
+                                        project_id=projects["default"], base_model=base, settings=settings,
+                                        adapter_dir=adapter_folder(adapters / name, **missing))
+    return keys
+
+
 def train_adapter(base_dir: Path, answer: str, out: Path, steps: int = 150, lr: float = 5e-3) -> Path:
     import torch
     from peft import LoraConfig, get_peft_model

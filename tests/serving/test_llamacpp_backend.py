@@ -16,7 +16,7 @@ import httpx
 import openai
 import pytest
 from llamacpp_standin import conversions, make_home, requests, starts
-from serving_support import Server
+from serving_support import Server, register_stand_in_adapters
 
 BASE = "tiny-gguf"  # a base served by llama.cpp (the stand-in never reads its weights)
 LOCAL_BASE = "tiny-local"  # a base on the built-in engine
@@ -30,21 +30,10 @@ FT_OTHER = f"ft:{BASE}:other:secret:ftjob-other"
 ASK = [{"role": "user", "content": "Hi"}]
 
 
-def _adapter(folder, config: bool = True, weights: bool = True):
-    folder.mkdir(parents=True)
-    if config:
-        (folder / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 8}))
-    if weights:
-        (folder / "adapter_model.safetensors").write_bytes(b"weights")
-    return folder
-
-
 @pytest.fixture(scope="module")
 def env(tmp_path_factory, models_cache, tiny_model_dir):
     from tuneforge.db.session import Database
-    from tuneforge.models import catalog
     from tuneforge.models.registry import ModelRegistry
-    from tuneforge.projects import create_key, get_or_create_project
     from tuneforge.settings import Settings
 
     root = tmp_path_factory.mktemp("llamacpp")
@@ -60,20 +49,8 @@ def env(tmp_path_factory, models_cache, tiny_model_dir):
     registry = ModelRegistry(settings, db)
     registry.register(BASE, str(tiny_model_dir), None)
     registry.register(LOCAL_BASE, str(tiny_model_dir), None)
-    with db.session() as session:
-        keys = {name: create_key(session, name)[0] for name in ("default", "other")}
-    with db.session() as session:
-        projects = {name: get_or_create_project(session, name).id for name in ("default", "other")}
-        adapters = settings.data_dir / "adapters"
-        for model_id, project in ((FT_A, "default"), (FT_B, "default"), (FT_C, "default"), (FT_D, "default"),
-                               (FT_OTHER, "other")):
-            catalog.register_fine_tuned(session, model_id=model_id, project_id=projects[project], base_model=BASE,
-                                        adapter_dir=_adapter(adapters / model_id.split(":")[3]), settings=settings)
-        catalog.register_fine_tuned(session, model_id=FT_BROKEN, project_id=projects["default"], base_model=BASE,
-                                    adapter_dir=_adapter(adapters / "broken", config=False), settings=settings)
-        catalog.register_fine_tuned(session, model_id=FT_NO_WEIGHTS, project_id=projects["default"],
-                                    base_model=BASE, adapter_dir=_adapter(adapters / "noweights", weights=False),
-                                    settings=settings)
+    keys = register_stand_in_adapters(db, settings, BASE, [(ft, "default", BASE) for ft in (FT_A, FT_B, FT_C, FT_D)]
+                                      + [(FT_OTHER, "other", BASE)])
     db.dispose()
     server = Server(settings).start()
     servers = server.app.state.tuneforge.gateway.llamacpp

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import openai
 import pytest
-from serving_support import Server
+from serving_support import Server, register_stand_in_adapters
 from vllm_standin import StandInVllm
 
 BASE = "smollm2-135m-instruct"
@@ -27,22 +27,10 @@ FT_OTHER = f"ft:{BASE}:other:secret:ftjob-other"
 ASK = [{"role": "user", "content": "Hi"}]
 
 
-def _adapter(folder, config: bool = True, weights: bool = True):
-    """An adapter folder as training writes it (the stand-in only checks it is there)."""
-    folder.mkdir(parents=True)
-    if config:
-        (folder / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 8}))
-    if weights:
-        (folder / "adapter_model.safetensors").write_bytes(b"weights")
-    return folder
-
-
 @pytest.fixture(scope="module")
 def env(tmp_path_factory, models_cache, tiny_model_dir):
     from tuneforge.db.session import Database
-    from tuneforge.models import catalog
     from tuneforge.models.registry import ModelRegistry
-    from tuneforge.projects import create_key
     from tuneforge.settings import Settings
 
     vllm = StandInVllm(BASE).start()
@@ -55,23 +43,9 @@ def env(tmp_path_factory, models_cache, tiny_model_dir):
     registry = ModelRegistry(settings, db)
     registry.register(DEAD_BASE, str(tiny_model_dir), None)
     registry.register(LOCAL_BASE, str(tiny_model_dir), None)
-    with db.session() as session:
-        keys = {name: create_key(session, name)[0] for name in ("default", "other")}
-    with db.session() as session:
-        from tuneforge.projects import get_or_create_project
-
-        projects = {name: get_or_create_project(session, name).id for name in ("default", "other")}
-        adapters = settings.data_dir / "adapters"
-        for model_id, project, base in ((FT_A, "default", BASE), (FT_B, "default", BASE),
-                                        (FT_C, "default", BASE), (FT_DEAD, "default", DEAD_BASE),
-                                        (FT_OTHER, "other", BASE)):
-            catalog.register_fine_tuned(session, model_id=model_id, project_id=projects[project], base_model=base,
-                                        adapter_dir=_adapter(adapters / model_id.split(":")[3]), settings=settings)
-        catalog.register_fine_tuned(session, model_id=FT_BROKEN, project_id=projects["default"], base_model=BASE,
-                                    adapter_dir=_adapter(adapters / "broken", config=False), settings=settings)
-        catalog.register_fine_tuned(session, model_id=FT_NO_WEIGHTS, project_id=projects["default"],
-                                    base_model=BASE, adapter_dir=_adapter(adapters / "noweights", weights=False),
-                                    settings=settings)
+    keys = register_stand_in_adapters(db, settings, BASE, [(FT_A, "default", BASE), (FT_B, "default", BASE),
+                                                           (FT_C, "default", BASE), (FT_DEAD, "default", DEAD_BASE),
+                                                           (FT_OTHER, "other", BASE)])
     db.dispose()
     server = Server(settings).start()
     try:
