@@ -79,6 +79,26 @@ def live_server(settings) -> Iterator[LiveServer]:
         server.stop()
 
 
+def start_keyed_server(settings, models: dict[str, str], server_class: type[LiveServer] = LiveServer
+                       ) -> tuple[LiveServer, str]:
+    """A tuneforge on loopback that serves ``models`` (model id -> local folder) to project ``default``'s API
+    key: the "upstream" of the gateway tests. Returns (started server, its key)."""
+    from tuneforge.db.session import Database
+    from tuneforge.models.registry import ModelRegistry
+    from tuneforge.projects import create_key
+
+    settings.ensure_dirs()
+    db = Database(settings.resolved_database_url)
+    db.migrate()
+    registry = ModelRegistry(settings, db)
+    for model_id, folder in models.items():
+        registry.register(model_id, folder, None)
+    with db.session() as session:
+        key, _ = create_key(session, "default")
+    db.dispose()
+    return server_class(settings).start(), key
+
+
 # -- a throwaway PostgreSQL --------------------------------------------------------------------------------
 class PostgresUnavailable(RuntimeError):
     """No PostgreSQL server binaries here (or root without a ``postgres`` user to run them as)."""

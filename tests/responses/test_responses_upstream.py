@@ -9,7 +9,7 @@ import json
 import openai
 import pytest
 
-from tuneforge.testing import LiveServer
+from tuneforge.testing import LiveServer, start_keyed_server
 
 UP = "up-tiny"
 
@@ -17,19 +17,11 @@ UP = "up-tiny"
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory, models_cache, tiny_model_dir):
     from tuneforge.db.session import Database
-    from tuneforge.models.registry import ModelRegistry
     from tuneforge.projects import create_key
     from tuneforge.settings import Settings
 
     up_settings = Settings(data_dir=tmp_path_factory.mktemp("upstream") / "data", models_cache_dir=models_cache)
-    up_settings.ensure_dirs()
-    db = Database(up_settings.resolved_database_url)
-    db.migrate()
-    ModelRegistry(up_settings, db).register(UP, str(tiny_model_dir), None)
-    with db.session() as session:
-        up_key, _ = create_key(session, "default")
-    db.dispose()
-    upstream = LiveServer(up_settings).start()
+    upstream, up_key = start_keyed_server(up_settings, {UP: str(tiny_model_dir)})
     config = [{"name": "loopback", "models": ["up-*"], "base_url": upstream.base_url, "api_key": up_key}]
     main_settings = Settings(data_dir=tmp_path_factory.mktemp("main") / "data", models_cache_dir=models_cache,
                              upstreams=json.dumps(config), upstream_timeout_s=30)

@@ -12,27 +12,19 @@ import openai
 import pytest
 from serving_support import QUESTION, Server
 
+from tuneforge.testing import start_keyed_server
+
 ASK = [{"role": "user", "content": QUESTION}]
 
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory, models_cache, tiny_model_dir):
     """(main, upstream, upstream key): the upstream requires an API key and serves 'up-tiny' and 'up-e5'."""
-    from tuneforge.db.session import Database
-    from tuneforge.models.registry import ModelRegistry
-    from tuneforge.projects import create_key
     from tuneforge.settings import Settings
 
     up_settings = Settings(data_dir=tmp_path_factory.mktemp("upstream") / "data", models_cache_dir=models_cache,
                            embedding_model="up-e5")
-    up_settings.ensure_dirs()
-    db = Database(up_settings.resolved_database_url)
-    db.migrate()
-    ModelRegistry(up_settings, db).register("up-tiny", str(tiny_model_dir), None)
-    with db.session() as session:
-        key, _ = create_key(session, "default")
-    db.dispose()
-    upstream = Server(up_settings).start()
+    upstream, key = start_keyed_server(up_settings, {"up-tiny": str(tiny_model_dir)}, Server)
     config = [{"name": "loopback", "models": ["up-*", "ft:up-*"], "base_url": upstream.base_url, "api_key": key},
               {"name": "dead", "models": ["dead-*"], "base_url": "http://127.0.0.1:9/v1", "api_key": "sk-dead"}]
     main_settings = Settings(data_dir=tmp_path_factory.mktemp("main") / "data", models_cache_dir=models_cache,
