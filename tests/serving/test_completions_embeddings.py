@@ -37,8 +37,14 @@ def test_completion_prompt_string_list_and_tokens(serving, tiny_model_dir):
     assert [c.index for c in many.choices] == [0, 1, 2, 3]
     assert many.choices[0].text == many.choices[1].text == ANSWERS["red"][:len(many.choices[0].text)]
     assert many.usage.prompt_tokens == len(tokens) + len(AutoTokenizer.from_pretrained(tiny_model_dir)("Hello")["input_ids"])
-    default = client.completions.create(model=TINY, prompt="Hello")
-    assert default.usage.completion_tokens == 16  # OpenAI's default max_tokens for completions
+    # OpenAI's default max_tokens for completions is 16. The end-of-text token is banned so a sampled
+    # early stop (temperature defaults to 1) cannot end the answer first: CI once drew one after 4 tokens.
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    vocab = tokenizer.get_vocab()
+    ends = {tokenizer.eos_token_id} | {vocab[t] for t in ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "</s>", "<|endoftext|>")
+                                             if t in vocab}
+    default = client.completions.create(model=TINY, prompt="Hello", logit_bias={str(t): -100 for t in ends})
+    assert default.choices[0].finish_reason == "length" and default.usage.completion_tokens == 16
 
 
 def test_completion_echo_stop_stream_and_logprobs(serving, tiny_model_dir):
