@@ -52,7 +52,7 @@ def test_roles_developer_tool_and_content_parts(serving, tiny_model_dir):
                 {"role": "assistant", "content": [{"type": "text", "text": "Hello"}]},
                 {"role": "tool", "content": "42", "tool_call_id": "call_1"},
                 {"role": "user", "content": "And?"}]
-    r = serving.client().chat.completions.create(model=TINY, messages=messages, max_tokens=2)
+    r = serving.client().chat.completions.create(model=TINY, messages=messages, max_tokens=2, temperature=0)
     assert r.choices[0].finish_reason == "length"
     # The prompt the model saw: developer -> system (open chat templates know no 'developer'), content
     # parts joined, the tool result in its own turn as a <tool_response> block (the documented format for

@@ -106,7 +106,7 @@ def test_a_job_trains_on_ray_and_its_model_is_served(ray_head, jobs_client, make
         log = server.settings.data_dir / "logs" / f"{job.id}.log"  # copied once the worker sees the run end
         wait_until(lambda: log.is_file() and "tuneforge.training.runner" in log.read_text(), timeout=15, interval=0.2)
 
-        reply = client.chat.completions.create(model=done.fine_tuned_model, max_tokens=4,
+        reply = client.chat.completions.create(model=done.fine_tuned_model, max_tokens=4, temperature=0,
                                                messages=[{"role": "user", "content": "What is your name?"}])
         assert reply.model == done.fine_tuned_model and reply.choices[0].message.content
 
@@ -260,7 +260,7 @@ def test_a_job_on_two_workers_trains_through_ray_train_pauses_and_resumes(
         ids = submissions(client, job.id)
         checkpoints = [c.step_number for c in client.fine_tuning.jobs.checkpoints.list(job.id)]
         adapters = server.settings.data_dir / "adapters" / job.id
-        reply = client.chat.completions.create(model=done.fine_tuned_model, max_tokens=4,
+        reply = client.chat.completions.create(model=done.fine_tuned_model, max_tokens=4, temperature=0,
                                                messages=[{"role": "user", "content": "What is your name?"}])
     print(f"\n2-worker job (32 steps, paused and resumed) took {took:.1f} s")
     assert reply.choices[0].message.content
