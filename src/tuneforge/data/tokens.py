@@ -26,7 +26,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import chain
+from itertools import chain, compress
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,7 @@ OPENAI_ENCODINGS = {
     },
 }
 DEFAULT_LOCAL_TOKENIZER = "smollm2-135m-instruct"
+_IS_ASSISTANT = "assistant".__eq__
 DEFAULT_HF_MAX_TOKENS = 8192  # SmolLM2's context; used when a tokenizer reports no real limit
 
 
@@ -205,9 +206,8 @@ class OpenAICounter:
         tokens (one of three words, always the same count) added to the fixed tokens instead of
         looking the role up among the strings to count. ``normalised``: every content equals its
         whitespace-normalised form (then they may be counted by words, see :mod:`.wordcount`)."""
-        role_tokens = self._role_tokens
-        return (contents, [c for r, c in zip(roles, contents, strict=True) if r == "assistant"],
-                3 + 3 * len(roles) + sum(map(role_tokens.__getitem__, roles)), len(roles),
+        return (contents, list(compress(contents, map(_IS_ASSISTANT, roles))),
+                3 + 3 * len(roles) + sum(map(self._role_tokens.__getitem__, roles)), len(roles),
                 contents if normalised else ())
 
     def _encode_len(self, s: str) -> int:
