@@ -40,7 +40,7 @@ def test_word_counts_equal_tiktoken(encoding):
     for part in (texts[:500], texts[500:1500], texts[1500:], texts):  # cold, then ever warmer caches
         known: dict[str, int] = {}
         strings, finish = words.split_counts(part, known)
-        finish([counter._encode_len(s) for s in strings])
+        finish([counter._encode_len(s) for s in strings], lambda s: pytest.fail(f"encoded whole: {s!r}"))
         assert known == {t: expected[t] for t in part}
     assert not words.split_counts(texts, {})[0]  # every word is known by now: nothing left to encode
 
@@ -111,3 +111,22 @@ def test_plain_problems_equal_check_example():
 ])
 def test_plain_chat_leaves_everything_else_to_the_general_path(ex):
     assert plain_chat(ex) is None
+
+
+def test_word_counts_survive_batches_counted_out_of_turn():
+    counter = OpenAICounter("cl100k_base")
+    words = WordCounts()
+    words.MAX_SPACED = 3
+
+    def count(texts, known, pending=None):
+        strings, finish = pending or words.split_counts(texts, known)
+        finish([counter._encode_len(s) for s in strings], counter._encode_len)
+
+    count(["one two three four"], {})  # 3 words cached: at the bound, kept
+    second: dict[str, int] = {}
+    pending = words.split_counts(["one two seven", "five eight nine"], second)  # "two" cached, "seven" new
+    count(["ten eleven twelve"], {})  # past the bound now ...
+    count(["thirteen"], {})  # ... so this batch clears the cache before the second one is finished
+    assert "two" not in words.spaced
+    count(None, second, pending)
+    assert second == {t: counter._encode_len(t) for t in ("one two seven", "five eight nine")}

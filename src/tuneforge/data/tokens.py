@@ -297,7 +297,7 @@ class OpenAICounter:
             lengths = pending()
             known.update(zip(todo, lengths, strict=False))  # the first len(todo) counts
             if finish_words is not None:
-                finish_words(lengths[len(todo):])
+                finish_words(lengths[len(todo):], self._encode_len)
             for s in todo:
                 # Keep only strings that repeat (system prompts, stock questions): one-off texts
                 # would fill the cache and push out the ones that recur across the whole file.

@@ -17,6 +17,7 @@ Both caches are bounded (each cleared when full, between batches) and hold short
 
 from __future__ import annotations
 
+from collections import ChainMap
 from collections.abc import Callable
 from itertools import islice
 
@@ -30,51 +31,56 @@ class WordCounts:
         self.first: dict[str, int] = {}   # word -> tokens of the word at the start of a text
         self.spaced: dict[str, int] = {}  # word -> tokens of " " + word
 
-    def split_counts(self, texts: list[str], known: dict[str, int]) -> tuple[list[str], Callable[[list[int]], None]]:
+    def split_counts(self, texts: list[str], known: dict[str, int]
+                     ) -> tuple[list[str], Callable[[list[int], Callable[[str], int]], None]]:
         """Count each text from the word counts: into ``known`` at once where every word is cached.
         Returns the strings to encode (each new word ``w`` of a text's start, then ``" " + w`` for
-        each other new word) and the function that, given their token counts, counts the other
-        texts into ``known`` and keeps the new words' counts."""
+        each other new word) and the function that, given their token counts (and a function that
+        encodes a text, for the rare text whose words were dropped from a cache in between),
+        counts the other texts into ``known`` and keeps the new words' counts."""
         first, spaced = self.first, self.spaced
         if len(first) > self.MAX_FIRST:
             first.clear()
         if len(spaced) > self.MAX_SPACED:
             spaced.clear()
-        spaced_count, spaced_get = spaced.__getitem__, spaced.get
+        spaced_count = spaced.__getitem__
         new_first: dict[str, None] = {}
         new_spaced: dict[str, None] = {}
-        waiting: list[tuple[str, int, str | None, list[str]]] = []  # (text, tokens so far, new first word, new words)
+        # (text, tokens of its other words or -1: count it again once the new words are known, its
+        # new first word or None); no word lists are kept, so memory stays flat
+        waiting: list[tuple[str, int, str | None]] = []
         for s in texts:
             words = s.split(" ")
             w0 = words[0]
             try:
                 rest = sum(map(spaced_count, islice(words, 1, None)))
-            except KeyError:  # a word not seen yet: look them up one by one
-                rest, missing = 0, []
-                for w in islice(words, 1, None):
-                    n = spaced_get(w)
-                    if n is None:
-                        missing.append(w)
-                        new_spaced[w] = None
-                    else:
-                        rest += n
-            else:
-                missing = []
+            except KeyError:  # a word not seen yet
+                rest = -1
+                new_spaced.update(dict.fromkeys(w for w in islice(words, 1, None) if w not in spaced))
             n = first.get(w0)
             if n is None:
                 new_first[w0] = None
-            elif not missing:
+            elif rest >= 0:
                 known[s] = n + rest
                 continue
-            waiting.append((s, rest + (n or 0), None if n is not None else w0, missing))
+            waiting.append((s, rest, None if n is not None else w0))
         new_words = list(new_first), list(new_spaced)
 
-        def finish(counts: list[int]) -> None:
+        def finish(counts: list[int], encode_len: Callable[[str], int]) -> None:
             k = len(new_words[0])
             got_first = dict(zip(new_words[0], counts[:k], strict=True))
             got_spaced = dict(zip(new_words[1], counts[k:], strict=True))
-            for s, n, w0, missing in waiting:
-                known[s] = n + (got_first[w0] if w0 is not None else 0) + sum(map(got_spaced.__getitem__, missing))
+            first_of = ChainMap(got_first, first).__getitem__
+            spaced_of = ChainMap(got_spaced, spaced).__getitem__
+            for s, rest, w0 in waiting:
+                if rest >= 0:
+                    known[s] = rest + got_first[w0]  # only the first word was new
+                else:
+                    words = s.split(" ")
+                    try:
+                        known[s] = first_of(words[0]) + sum(map(spaced_of, islice(words, 1, None)))
+                    except KeyError:  # a cache was cleared in between (batches counted out of turn)
+                        known[s] = encode_len(s)
             limit = self.MAX_WORD
             first.update((w, n) for w, n in got_first.items() if len(w) <= limit)
             spaced.update((w, n) for w, n in got_spaced.items() if len(w) <= limit)
