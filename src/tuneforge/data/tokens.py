@@ -138,7 +138,11 @@ class OpenAICounter:
     encoded with only that token allowed, and split at it (``_lengths_joined``; equal to encoding
     each string on its own, tested). The encoder releases the GIL for the whole call, so
     :meth:`submit` can tokenize in the background while the caller parses the next batch; calls
-    per string would hand the GIL back and forth thousands of times a second instead."""
+    per string would hand the GIL back and forth thousands of times a second instead.
+
+    Texts a plan marks as whitespace-normalised (:meth:`plain_plan`) are counted from cached counts
+    of their words instead (:mod:`.wordcount`; ``words=False`` turns that off): a split and a few
+    look-ups cost far less CPU than the encoder's regex, so only new words reach tiktoken."""
 
     kind = "openai"
     _CACHE_ENTRIES = 8192
