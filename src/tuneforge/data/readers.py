@@ -138,7 +138,7 @@ def iter_jsonl(path: str | os.PathLike[str], *, progress: ProgressFn | None = No
             if lineno == 1 and raw.startswith(codecs.BOM_UTF8):
                 raw = raw[3:]
             raw = raw.rstrip(b"\r\n")
-            if not raw.strip():
+            if not raw or raw.isspace():  # what strip() would empty, without the copy
                 continue
             try:
                 if quick is None:

@@ -26,11 +26,14 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import chain
+from itertools import chain, compress
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .plain_chat import PLAIN_ROLES
+from .wordcount import WordCounts
 
 OPENAI_ENCODINGS = {
     "cl100k_base": {
@@ -52,6 +55,7 @@ OPENAI_ENCODINGS = {
     },
 }
 DEFAULT_LOCAL_TOKENIZER = "smollm2-135m-instruct"
+_IS_ASSISTANT = "assistant".__eq__
 DEFAULT_HF_MAX_TOKENS = 8192  # SmolLM2's context; used when a tokenizer reports no real limit
 
 
@@ -83,6 +87,10 @@ def get_openai_encoding(name: str):
     import tiktoken
 
     return tiktoken.Encoding(name=name, pat_str=spec["pat_str"], mergeable_ranks=ranks, special_tokens=spec["special"])
+
+
+# (strings counted, assistant strings counted, fixed tokens, messages, strings countable by words)
+Plan = tuple[list[str], list[str], int, int, "list[str] | tuple[()]"]
 
 
 @dataclass(slots=True)
@@ -130,14 +138,19 @@ class OpenAICounter:
     encoded with only that token allowed, and split at it (``_lengths_joined``; equal to encoding
     each string on its own, tested). The encoder releases the GIL for the whole call, so
     :meth:`submit` can tokenize in the background while the caller parses the next batch; calls
-    per string would hand the GIL back and forth thousands of times a second instead."""
+    per string would hand the GIL back and forth thousands of times a second instead.
+
+    Texts a plan marks as whitespace-normalised (:meth:`plain_plan`) are counted from cached counts
+    of their words instead (:mod:`.wordcount`; ``words=False`` turns that off): a split and a few
+    look-ups cost far less CPU than the encoder's regex, so only new words reach tiktoken."""
 
     kind = "openai"
     _CACHE_ENTRIES = 8192
     _CACHE_LEN = 2048
     _MIN_PART = 256  # strings per thread, at least
 
-    def __init__(self, encoding: str | Any = "cl100k_base", *, threads: int | None = None, joined: bool = True):
+    def __init__(self, encoding: str | Any = "cl100k_base", *, threads: int | None = None, joined: bool = True,
+                 words: bool = True):
         self.encoding = get_openai_encoding(encoding) if isinstance(encoding, str) else encoding
         self.name = self.encoding.name
         self.default_max_tokens = OPENAI_ENCODINGS.get(self.name, {}).get("max_tokens", 16385)
@@ -151,10 +164,15 @@ class OpenAICounter:
         specials = getattr(self.encoding, "_special_tokens", None)
         sep = _joining_separator(specials) if joined and core is not None and specials else None
         self._joined = (core.encode_to_tiktoken_buffer, sep[0], sep[1], {sep[0]}) if sep else None
+        self._role_tokens = {role: self._encode_len(role) for role in PLAIN_ROLES}
+        # counting by words relies on the split patterns of OPENAI_ENCODINGS (see .wordcount)
+        known_split = OPENAI_ENCODINGS.get(self.name, {}).get("pat_str") == getattr(self.encoding, "_pat_str", None)
+        self._words = WordCounts() if words and known_split else None
 
-    def _strings(self, ex: dict[str, Any]) -> tuple[list[str], list[str], int, int]:
+    def plan(self, ex: dict[str, Any]) -> Plan:
         """(all strings counted, assistant strings counted, the formula's fixed tokens — 3 per
-        message, 1 per ``name``, 3 for the reply priming —, messages) for one example."""
+        message, 1 per ``name``, 3 for the reply priming —, messages, the strings that may be
+        counted by words: none here) for one example."""
         every: list[str] = []
         trained: list[str] = []
         fixed = 3
@@ -185,7 +203,16 @@ class OpenAICounter:
         for k in ("tools", "functions"):
             if ex.get(k):
                 every.append(json.dumps(ex[k], ensure_ascii=False))
-        return every, trained, fixed, n_msgs
+        return every, trained, fixed, n_msgs, ()
+
+    def plain_plan(self, roles: list[str], contents: list[str], normalised: bool) -> Plan:
+        """:meth:`plan` of a plain chat (``data/plain_chat.py``): the same counts, with each role's
+        tokens (one of three words, always the same count) added to the fixed tokens instead of
+        looking the role up among the strings to count. ``normalised``: every content equals its
+        whitespace-normalised form (then they may be counted by words, see :mod:`.wordcount`)."""
+        return (contents, list(compress(contents, map(_IS_ASSISTANT, roles))),
+                3 + 3 * len(roles) + sum(map(self._role_tokens.__getitem__, roles)), len(roles),
+                contents if normalised else ())
 
     def _encode_len(self, s: str) -> int:
         try:
@@ -245,23 +272,36 @@ class OpenAICounter:
     def submit(self, examples: list[dict[str, Any]]) -> Callable[[], list[Count]]:
         """Start counting ``examples`` in the background; the returned function waits and gives
         the counts. Each distinct string is encoded once per batch (assistant counts reuse it)."""
+        return self.submit_plans([self.plan(ex) for ex in examples])
+
+    def submit_plans(self, plans: list[Plan]) -> Callable[[], list[Count]]:
+        """:meth:`submit` for examples already turned into :meth:`plan` / :meth:`plain_plan` tuples.
+        Strings a plan marks as whitespace-normalised are counted from their words where those are
+        known (:mod:`.wordcount`); the rest, and the new words, are encoded in the background."""
         cache = self._cache
         if len(cache) > self._CACHE_ENTRIES:  # bounded; cleared only between batches
             cache.clear()
-        plans = [self._strings(ex) for ex in examples]
         seen = Counter(chain.from_iterable([plan[0] for plan in plans]))  # string -> times seen in this batch
+        wordy = set(chain.from_iterable([plan[4] for plan in plans])) if self._words is not None else ()
         known: dict[str, int] = {}
         todo: list[str] = []
+        by_words: list[str] = []
         for s in seen:
             n = cache.get(s)
-            if n is None:
-                todo.append(s)
-            else:
+            if n is not None:
                 known[s] = n
-        pending = self._lengths_async(todo)
+            elif s in wordy:
+                by_words.append(s)
+            else:
+                todo.append(s)
+        words, finish_words = self._words.split_counts(by_words, known) if by_words else ([], None)
+        pending = self._lengths_async(todo + words)
 
         def result() -> list[Count]:
-            known.update(zip(todo, pending(), strict=True))
+            lengths = pending()
+            known.update(zip(todo, lengths, strict=False))  # the first len(todo) counts
+            if finish_words is not None:
+                finish_words(lengths[len(todo):], self._encode_len)
             for s in todo:
                 # Keep only strings that repeat (system prompts, stock questions): one-off texts
                 # would fill the cache and push out the ones that recur across the whole file.
@@ -269,7 +309,7 @@ class OpenAICounter:
                     cache[s] = known[s]
             get = known.__getitem__
             return [Count(fixed + sum(map(get, every)), sum(map(get, trained)), n_msgs)
-                    for every, trained, fixed, n_msgs in plans]
+                    for every, trained, fixed, n_msgs, _ in plans]
         return result
 
 

@@ -18,8 +18,10 @@ import numpy as np
 
 from .estimate import estimate, parse_params
 from .issues import MAX_LINES, MAX_SAMPLES, Report
+from .plain_chat import plain_chat, plain_problems
 from .readers import Record
 from .shapes import SHAPE_NAMES, detect_record
+from .stats import common_prefix, distribution, histogram
 from .textscan import count_ascii_upper, needs_ws_normalising, script_of, script_of_plain
 from .tokens import TokenCounter
 from .tool_checks import check_tools as _check_tools
@@ -222,35 +224,6 @@ def counting_view(ex: dict[str, Any]) -> dict[str, Any]:
     return v
 
 
-def _common_prefix(a: str | None, b: str) -> str:
-    if a is None:
-        return b
-    if b.startswith(a):  # the usual case once the prefix has settled (often to "")
-        return a
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return a[:i]
-
-
-def _dist(values: np.ndarray) -> dict[str, float]:
-    if not len(values):
-        return {}
-    p5, p50, p95 = np.percentile(values, [5, 50, 95])
-    return {"min": int(values.min()), "max": int(values.max()), "mean": round(float(values.mean()), 1),
-            "median": float(p50), "p5": round(float(p5), 1), "p95": round(float(p95), 1), "total": int(values.sum())}
-
-
-def _histogram(values: np.ndarray, bins: int = 12) -> dict[str, list[int]]:
-    """Example lengths in equal-width integer bins (``edges`` has one more entry than ``counts``)."""
-    lo, hi = int(values.min()), int(values.max())
-    width = max(1, -(-(hi - lo + 1) // bins))
-    edges = list(range(lo, hi + width + 1, width))
-    counts, _ = np.histogram(values, bins=edges)
-    return {"edges": edges, "counts": [int(c) for c in counts]}
-
-
 class Checker:
     """Streaming checker: ``feed`` records, then ``finish()`` returns the :class:`Report`."""
 
@@ -266,10 +239,11 @@ class Checker:
         self.epochs = epochs
         self.fast = fast  # False: the plain definitions everywhere (tests compare the two)
         self._pending: tuple[list[int], Callable[[], list[Any]]] | None = None
+        self._plain_plan = getattr(counter, "plain_plan", None) if fast else None
         tokens = counter.special_tokens if counter is not None else []
         self._special_sep = "\x00" if fast and not any("\x00" in t for t in tokens) else None
         self.report = Report(path, method=method, tokenizer=counter.name if counter else None, max_tokens=self.max_tokens)
-        self.batch: list[tuple[int, dict[str, Any]]] = []
+        self.batch: list[tuple[int, Any]] = []  # (line, example or plain chat's counting plan)
         self.batch_size = batch_size
         self.lines = array("i")
         self.h_exact = array("q")
@@ -295,7 +269,9 @@ class Checker:
         r.n_examples += 1
         if self.method == "auto":
             self.method = r.method = "dpo" if isinstance(ex, dict) and example_kind(ex) == "dpo" else "supervised"
-        problems = check_example(ex, self.method, fast=self.fast)
+        # the common example in one pass (data/plain_chat.py); any other takes the general path
+        simple = plain_chat(ex) if self.fast and self.method == "supervised" else None
+        problems = check_example(ex, self.method, fast=self.fast) if simple is None else plain_problems(simple[0])
         bad = False
         for code, msg in problems:
             r.add(code, rec.line, msg)
@@ -303,19 +279,26 @@ class Checker:
         if bad:
             return
         r.n_valid += 1
-        self._observe(rec.line, ex)
+        if simple is None:
+            texts = _texts(ex)
+            normalised = self._observe(rec.line, texts, [t for _, t in texts])
+        else:
+            normalised = self._observe(rec.line, list(zip(*simple, strict=True)), simple[1])
         if self.counter is not None:
-            self.batch.append((rec.line, ex))
+            # a plain chat's cookbook count needs only its contents tokenized (see plain_plan)
+            self.batch.append((rec.line, ex if simple is None or self._plain_plan is None
+                               else self._plain_plan(*simple, normalised)))
             if len(self.batch) >= self.batch_size:
                 self._count()
 
-    def _observe(self, line: int, ex: dict[str, Any]) -> None:
-        texts = _texts(ex)
+    def _observe(self, line: int, texts: list[tuple[str, str]], plain: list[str]) -> bool:
+        """The dataset-level tallies of one valid example: its (role, text) pairs and the texts.
+        Returns True when (fast mode) every text is known to be whitespace-normalised."""
         self.lines.append(line)
         h = hash(tuple(texts))
         self.h_exact.append(h)
-        plain = [t for _, t in texts]
-        if self.fast and not needs_ws_normalising(plain):
+        normalised = self.fast and not needs_ws_normalising(plain)
+        if normalised:
             self.h_norm.append(h)  # normalising changes no text: the same tuple, the same hash
         else:
             self.h_norm.append(hash(tuple((ro, " ".join(t.split())) for ro, t in texts)))
@@ -328,17 +311,21 @@ class Checker:
                 first_user = t if first_user is None else first_user
                 dialogue.append(t)
         self.h_answer.append(hash(answer))
-        self.prompt_prefix = _common_prefix(self.prompt_prefix, first_user or "")
-        self.answer_prefix = _common_prefix(self.answer_prefix, answer)
+        self.prompt_prefix = common_prefix(self.prompt_prefix, first_user or "")
+        self.answer_prefix = common_prefix(self.answer_prefix, answer)
         joined = "\n".join(dialogue)
+        utf8 = None  # joined's UTF-8, encoded once for the scans below that need it
         if joined.isascii():
             self.langs["latin" if _LATIN.search(joined) else "other"] += 1
+        elif self.fast:
+            utf8 = joined.encode("utf-8", "surrogatepass")
+            self.langs[script_of(joined, utf8)] += 1
         else:
-            self.langs[(script_of if self.fast else script_of_plain)(joined)] += 1
+            self.langs[script_of_plain(joined)] += 1
         if len(answer) > LONG_ANSWER_CHARS:
             self.report.add("long_answer", line, f"assistant answer is {len(answer):,} characters")
         head = joined[:2000]  # prepare_data's heuristic, on the first 2,000 characters
-        up = count_ascii_upper(head)
+        up = count_ascii_upper(head, utf8 if len(joined) <= 2000 else None)
         if up >= 20 and up * 2 > len(_LOWER.findall(head)):
             self.report.add("uppercase_heavy", line, "more than a third of the letters are uppercase")
         rx = self.counter.special_regex if self.counter is not None else None
@@ -350,6 +337,7 @@ class Checker:
                 if m:
                     self.report.add("special_token", line, f"content contains the special token {m.group(0)}")
                     break
+        return normalised
 
     def _count(self, *, wait: bool = False) -> None:
         """Count the pending batch. With a counter that can ``submit`` (tiktoken), a batch is
@@ -358,14 +346,19 @@ class Checker:
         applied in file order; ``wait`` applies all of them."""
         if self.batch and self.counter is not None:
             lines = [ln for ln, _ in self.batch]
-            views = [counting_view(ex) for _, ex in self.batch]
+            if self._plain_plan is not None:  # examples, and the plans of plain chats (fast mode, tiktoken)
+                plan = self.counter.plan
+                items = [x if type(x) is tuple else plan(counting_view(x)) for _, x in self.batch]
+            else:
+                items = [counting_view(ex) for _, ex in self.batch]
             self.batch = []
             self.settle()
-            submit = getattr(self.counter, "submit", None) if self.fast else None
-            if submit is not None:
-                self._pending = (lines, submit(views))
+            if self._plain_plan is not None:
+                self._pending = (lines, self.counter.submit_plans(items))
+            elif self.fast and hasattr(self.counter, "submit"):
+                self._pending = (lines, self.counter.submit(items))
             else:
-                self._apply(lines, self.counter.count_batch(views))
+                self._apply(lines, self.counter.count_batch(items))
         if wait:
             self.settle()
 
@@ -419,8 +412,8 @@ class Checker:
             getattr(self, name).frombytes(part["arrays"][name])
         self.langs.update(part["langs"])
         if part["valid_seen"]:
-            self.prompt_prefix = _common_prefix(self.prompt_prefix, part["prompt_prefix"])
-            self.answer_prefix = _common_prefix(self.answer_prefix, part["answer_prefix"])
+            self.prompt_prefix = common_prefix(self.prompt_prefix, part["prompt_prefix"])
+            self.answer_prefix = common_prefix(self.answer_prefix, part["answer_prefix"])
 
     def _duplicates(self) -> None:
         if len(self.lines) < 2:
@@ -476,10 +469,10 @@ class Checker:
             total = np.frombuffer(self.tok_total, dtype=np.int32)
             stats.update({
                 "examples_counted": int(len(total)),
-                "tokens": _dist(total), "assistant_tokens": _dist(np.frombuffer(self.tok_assistant, dtype=np.int32)),
-                "messages": _dist(np.frombuffer(self.tok_msgs, dtype=np.int32)),
+                "tokens": distribution(total), "assistant_tokens": distribution(np.frombuffer(self.tok_assistant, dtype=np.int32)),
+                "messages": distribution(np.frombuffer(self.tok_msgs, dtype=np.int32)),
                 "over_limit": int((total > (self.max_tokens or 1 << 62)).sum()),
-                "token_histogram": _histogram(total),
+                "token_histogram": histogram(total),
                 "counting": ("cookbook formula with " if self.counter.kind == "openai" else "chat template of ") + self.counter.name,
             })
             r.estimate = estimate(n_examples=n, lengths=total, max_tokens=self.max_tokens or 1 << 62,
