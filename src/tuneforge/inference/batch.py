@@ -192,6 +192,7 @@ def _roomy_class():
                 buffers = getattr(self, "_room", None)
                 if (buffers is None or buffers[2] is not self.keys or new > buffers[0].shape[-2]
                         or buffers[0].shape[0] != key_states.shape[0]):
+                    self._room = None  # let the old buffers go before the new ones are allocated
                     buffers = self._room = self._move(old, new + min(256, max(16, new // 4)), key_states)
                 keys, values, _ = buffers
                 keys[:, :, old:new].copy_(key_states)
