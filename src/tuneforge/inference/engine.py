@@ -37,6 +37,7 @@ from tuneforge.inference.batch import (
     Row,
     left_pad,
 )
+from tuneforge.inference.prefill import PrefixCache, prefill_groups
 from tuneforge.inference.sampling import SamplerState, choose
 from tuneforge.inference.tokens import Detokenizer, StopText, TokenTable, build_token_table
 
@@ -55,6 +56,7 @@ class EngineStats:
     requests_failed: int = 0
     tokens_generated: int = 0
     prefills: int = 0
+    prefix_tokens_reused: int = 0  # prompt tokens taken from the prefix cache instead of a prefill pass
     merges: int = 0  # admissions into a batch that was already decoding (continuous batching)
     decode_steps: int = 0
     decode_rows: int = 0  # sum of batch sizes over decode steps (/ decode_steps = mean batch)
@@ -88,6 +90,7 @@ class LoadedBase:
     device: torch.device
     batch: Batch = field(default_factory=Batch)
     waiting: deque = field(default_factory=deque)
+    prefixes: PrefixCache | None = None
     last_used: float = field(default_factory=time.monotonic)
 
     @property
@@ -97,7 +100,8 @@ class LoadedBase:
 
 class Engine:
     def __init__(self, registry, *, max_batch_size: int = 32, max_adapters: int = 8, max_base_models: int = 2,
-                 device: str = "auto", threads: int | None = None, batched_lora: bool = True):
+                 device: str = "auto", threads: int | None = None, batched_lora: bool = True,
+                 prefill_tokens: int = 128, kv_headroom: bool = True, prefix_cache_mb: float = 64):
         self.registry = registry
         self.max_batch_size = max(1, max_batch_size)
         self.max_adapters = max_adapters
@@ -108,6 +112,12 @@ class Engine:
         self.dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
         self.threads = threads
         self.batched_lora = batched_lora  # False: peft's per-adapter loop (kept for parity checks)
+        # Padded prompt tokens per prefill pass (0: every newcomer in one pass). Requests arriving together
+        # are prefilled in groups, shortest prompts first, and each group's first tokens stream out as soon
+        # as its pass ends, instead of everyone waiting for one pass over all the prompts.
+        self.prefill_tokens = max(0, prefill_tokens)
+        self.prefix_cache_bytes = int(max(0.0, prefix_cache_mb) * 2**20)  # per base model; 0: off
+        self.kv_headroom = kv_headroom  # decode steps write the KV cache in place (False: concatenate, as before)
         self.stats = EngineStats()
         self._infos: dict[str, BaseInfo] = {}
         self._info_lock = threading.Lock()
@@ -293,7 +303,7 @@ class Engine:
         self.stats.base_loads += 1
         log.info("loaded base model %s on %s in %.1f s", name, self.device, time.perf_counter() - started)
         base = LoadedBase(info, AdapterPool(model, self.max_adapters, self.stats), copy.deepcopy(info.tokenizer),
-                          self.device)
+                          self.device, prefixes=PrefixCache(self.prefix_cache_bytes) if self.prefix_cache_bytes else None)
         self._bases[name] = base
         return base
 
@@ -367,20 +377,52 @@ class Engine:
                 rows.extend(self._make_rows(base, handle))
             except Exception as exc:
                 self._fail(handle, exc)
+        groups = prefill_groups(rows, self.prefill_tokens)
+        for g, group in enumerate(groups):
+            pending = [row for later in groups[g:] for row in later]
+            if batch.rows and not Batch.mergeable(batch.cache):
+                # the first pass made a cache we cannot merge into: the rest wait for the batch to drain
+                for handle in reversed({id(r.handle): r.handle for r in pending}.values()):
+                    base.waiting.appendleft(handle)
+                for row in pending:
+                    base.pool.release(row.adapter)
+                break
+            self._admitting = pending  # failed with the batch if a prefill raises (not once merged)
+            self._prefill(base, group)
+        self._admitting = []
+
+    def _prefill(self, base: LoadedBase, rows: list[Row]) -> None:
+        batch = base.batch
+        for row in rows:
+            if row.handle.cancelled:
+                base.pool.release(row.adapter)
         rows = [r for r in rows if not r.handle.cancelled]
         if not rows:
             return
-        self._admitting = rows  # failed together with the batch if the prefill raises
-        ids, mask, positions = left_pad([r.handle.request.prompt_ids for r in rows],
-                                        base.info.tokenizer.pad_token_id, base.device)
-        out = self._forward(base, rows, input_ids=ids, attention_mask=mask, position_ids=positions,
-                            logits_to_keep=1)
+        prompts = [r.handle.request.prompt_ids for r in rows]
+        adapters = [r.adapter for r in rows]
+        reuse, entries = base.prefixes.plan(adapters, prompts) if base.prefixes is not None else (0, None)
+        pad = base.info.tokenizer.pad_token_id
+        if reuse:  # the prompts' first `reuse` tokens come from the prefix cache; prefill the rest
+            ids, tail, positions = left_pad([p[reuse:] for p in prompts], pad, base.device)
+            mask = torch.cat([torch.ones((len(rows), reuse), dtype=tail.dtype, device=base.device), tail], dim=1)
+            out = self._forward(base, rows, input_ids=ids, attention_mask=mask, position_ids=positions + reuse,
+                                past_key_values=PrefixCache.past(entries, reuse), logits_to_keep=1)
+            self.stats.prefix_tokens_reused += reuse * len(rows)
+        else:
+            ids, mask, positions = left_pad(prompts, pad, base.device)
+            out = self._forward(base, rows, input_ids=ids, attention_mask=mask, position_ids=positions,
+                                logits_to_keep=1)
         self.stats.prefills += 1
+        if base.prefixes is not None and Batch.mergeable(out.past_key_values):
+            base.prefixes.store(adapters, prompts, out.past_key_values, mask)
         logits = out.logits[:, -1, :].float().cpu()
         for r, row in enumerate(rows):
             self._take(base, row, logits[r])
         if batch.rows:
             self.stats.merges += 1
+        if self.kv_headroom:
+            Batch.give_room(out.past_key_values)
         batch.add(rows, out.past_key_values, mask)
         self._drop_finished(base)
 
