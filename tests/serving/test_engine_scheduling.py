@@ -86,24 +86,31 @@ def _run(registry, requests, model=TINY, **engine_options):
     return [[t[k] for k in sorted(t)] for t in texts], first_at, engine.stats.snapshot()
 
 
-def test_grouped_prefill_gives_the_tokens_of_one_pass_and_of_solo_decoding(registry, tiny_adapters):
+def _solo(registry, requests, **engine_options) -> list[list[str]]:
+    """Each request alone on a fresh engine's public API, one after the other (no batching at all)."""
     from tuneforge.inference.engine import Engine
+
+    engine = Engine(registry, max_batch_size=16, max_adapters=4, **engine_options)
+    try:
+        solo = []
+        for request in requests:
+            choices = {}
+            for event in engine.generate(request, timeout=120):
+                if hasattr(event, "reason"):
+                    choices[event.index] = event.text
+            solo.append([choices[i] for i in sorted(choices)])
+    finally:
+        engine.shutdown()
+    return solo
+
+
+def test_grouped_prefill_gives_the_tokens_of_one_pass_and_of_solo_decoding(registry, tiny_adapters):
 
     requests = _requests(registry, tiny_adapters)
     one_pass, _, stats_one = _run(registry, requests, prefill_tokens=0)
     grouped, first_at, stats_grouped = _run(registry, requests, prefill_tokens=24)
     assert grouped == one_pass
-    engine = Engine(registry, max_batch_size=16, max_adapters=4)
-    try:
-        solo = []
-        for request in requests:
-            texts = {}
-            for event in engine.generate(request, timeout=120):
-                if hasattr(event, "reason"):
-                    texts[event.index] = event.text
-            solo.append([texts[i] for i in sorted(texts)])
-    finally:
-        engine.shutdown()
+    solo = _solo(registry, requests)
     assert grouped == solo
     assert len({t for choice in solo for t in choice}) > 3  # the prompts really give different answers
     assert grouped[4][0] == grouped[4][1]  # n=2 greedy: both choices alike
@@ -174,24 +181,13 @@ def test_roomy_layer_holds_what_concatenation_holds_across_growth_merges_and_dro
 def test_prefix_cache_gives_the_tokens_of_full_prefills(registry, tiny_adapters):
     """Prompts sharing a long preamble: later passes take it from the cache (per adapter) and prefill only
     the rest; the tokens are those of engines without the cache, batched and one request at a time."""
-    from tuneforge.inference.engine import Engine
 
     requests = _requests(registry, tiny_adapters, [PREAMBLE + t for t in TEXTS])
     cached, _, stats = _run(registry, requests, prefill_tokens=64, prefix_cache_mb=8)
     plain, _, plain_stats = _run(registry, requests, prefill_tokens=64)
     assert stats["prefix_tokens_reused"] > 0 and plain_stats["prefix_tokens_reused"] == 0
     assert cached == plain
-    engine = Engine(registry, max_batch_size=16, max_adapters=4, prefix_cache_mb=0)
-    try:
-        solo = []
-        for request in requests:
-            choices = {}
-            for event in engine.generate(request, timeout=120):
-                if hasattr(event, "reason"):
-                    choices[event.index] = event.text
-            solo.append([choices[i] for i in sorted(choices)])
-    finally:
-        engine.shutdown()
+    solo = _solo(registry, requests, prefix_cache_mb=0)
     assert cached == solo
     assert len({t for choice in solo for t in choice}) > 3
 
