@@ -54,6 +54,9 @@ def main() -> None:
     parser.add_argument("--adapters", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--prefix-cache-mb", type=float, default=None,
+                        help="the engine's prompt-prefix cache (default: the engine's default; 0: off). Base-only "
+                             "streams share one cache key and mixed ones ten, so the cache favours the baseline")
     parser.add_argument("--models-cache", type=Path, default=Path.home() / ".tuneforge" / "models")
     args = parser.parse_args()
 
@@ -71,7 +74,8 @@ def main() -> None:
     db.migrate()
     registry = ModelRegistry(settings, db)
     adapters = make_adapters(registry.materialize(MODEL), work / "adapters", args.adapters)
-    engines = {mode: Engine(registry, max_batch_size=args.streams, max_adapters=args.adapters,
+    cache = {} if args.prefix_cache_mb is None else {"prefix_cache_mb": args.prefix_cache_mb}
+    engines = {mode: Engine(registry, max_batch_size=args.streams, max_adapters=args.adapters, **cache,
                             threads=args.threads, batched_lora=(mode == "batched"))
                for mode in ("batched", "peft")}
     tokenizer = engines["batched"].info(MODEL).tokenizer
