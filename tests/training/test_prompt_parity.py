@@ -37,7 +37,7 @@ def smollm2_tokenizer():
 
 @pytest.mark.parametrize("chat", CHATS, ids=["no-system", "system-zh", "two-turns"])
 def test_training_and_serving_render_the_same_prompt(smollm2_tokenizer, chat):
-    from tuneforge.inference.engine import _END_OF_TURN
+    from tuneforge.inference.base_info import END_OF_TURN as _END_OF_TURN
     from tuneforge.inference.prompts import normalize_messages, render_chat
     from tuneforge.training.data import IGNORE, ChatFormat
 

@@ -25,8 +25,9 @@ from dataclasses import dataclass, field, fields
 
 import torch
 
-from tuneforge.errors import ModelUnavailable, NotFound, ServerError, TuneforgeError
+from tuneforge.errors import NotFound, ServerError, TuneforgeError
 from tuneforge.inference.adapters import AdapterPool
+from tuneforge.inference.base_info import BaseInfo, load_base_info, unloadable
 from tuneforge.inference.batch import (
     Batch,
     Delta,
@@ -39,14 +40,9 @@ from tuneforge.inference.batch import (
 )
 from tuneforge.inference.prefill import PrefixCache, prefill_groups
 from tuneforge.inference.sampling import SamplerState, choose
-from tuneforge.inference.tokens import Detokenizer, StopText, TokenTable, build_token_table
+from tuneforge.inference.tokens import Detokenizer, StopText
 
 log = logging.getLogger("tuneforge.inference")
-
-# End-of-turn markers of common chat templates: generation stops on them even when a model's
-# generation_config only names <|endoftext|>.
-_END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "</s>", "<|endoftext|>")
-
 
 @dataclass
 class EngineStats:
@@ -67,19 +63,6 @@ class EngineStats:
 
     def snapshot(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-@dataclass
-class BaseInfo:
-    """What the request side needs before any weights load: tokenizer, context size, stop tokens."""
-
-    name: str
-    path: str
-    tokenizer: object
-    context_length: int
-    vocab_size: int
-    eos_ids: frozenset[int]
-    table: TokenTable
 
 
 @dataclass
@@ -148,23 +131,7 @@ class Engine:
             return self._infos[base_model]
 
     def _load_info(self, name: str) -> BaseInfo:
-        from transformers import AutoConfig, AutoTokenizer
-
-        path = self.registry.materialize(name)
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        config = AutoConfig.from_pretrained(path)
-        text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
-        context = getattr(text_config, "max_position_embeddings", None) or getattr(text_config, "n_positions", None)
-        vocab_size = int(getattr(text_config, "vocab_size", None) or len(tokenizer))
-        eos: set[int] = set()
-        for source in (getattr(config, "eos_token_id", None), tokenizer.eos_token_id, _generation_eos(path)):
-            eos.update(source if isinstance(source, list) else [source] if source is not None else [])
-        vocab = tokenizer.get_vocab()
-        eos.update(vocab[t] for t in _END_OF_TURN if t in vocab and vocab[t] < vocab_size)
-        if tokenizer.pad_token_id is None:
-            tokenizer.pad_token_id = min(eos) if eos else 0
-        table = build_token_table(tokenizer, vocab_size)
-        return BaseInfo(name, str(path), tokenizer, int(context or 2048), vocab_size, frozenset(eos), table)
+        return load_base_info(name, self.registry.materialize(name))
 
     def submit(self, request: GenerationRequest, sink) -> RequestHandle:
         """Queue a request; ``sink(event)`` is called from the engine thread for every event."""
@@ -518,19 +485,3 @@ class Engine:
         row.handle.finished_rows = done
         if done == row.handle.request.n:
             self.stats.requests_finished += 1
-
-
-def unloadable(name: str, exc: Exception) -> ModelUnavailable:
-    """The client learns which model failed and the kind of failure; paths and details stay in the log."""
-    return ModelUnavailable(f"The model '{name}' is registered but could not be loaded ({type(exc).__name__}); "
-                            "check its files, or ask the operator to look at the server log.", param="model")
-
-
-def _generation_eos(path: str):
-    import json
-    from pathlib import Path
-
-    try:
-        return json.loads((Path(path) / "generation_config.json").read_text()).get("eos_token_id")
-    except (OSError, ValueError):
-        return None

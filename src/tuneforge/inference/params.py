@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 
 from tuneforge.errors import InvalidRequest
-from tuneforge.inference.engine import BaseInfo
+from tuneforge.inference.base_info import BaseInfo
 from tuneforge.inference.grammar import Constraint
 from tuneforge.inference.sampling import SamplingParams, TokenLogprob
 

@@ -16,8 +16,9 @@ from tuneforge.errors import InvalidRequest
 from tuneforge.ids import new_id
 from tuneforge.inference import params as P
 from tuneforge.inference.adapters import adapter_key, check_adapter_dir
+from tuneforge.inference.base_info import BaseInfo
 from tuneforge.inference.batch import Delta, Finish, GenerationRequest
-from tuneforge.inference.engine import BaseInfo, Engine
+from tuneforge.inference.engine import Engine
 from tuneforge.inference.prompts import adapter_chat_template, normalize_messages, render_chat
 from tuneforge.models import catalog
 from tuneforge.models.catalog import ServedModel

@@ -17,8 +17,8 @@ from tuneforge.errors import InvalidRequest
 from tuneforge.ids import new_id
 from tuneforge.inference import params as P
 from tuneforge.inference.adapters import adapter_key
+from tuneforge.inference.base_info import BaseInfo
 from tuneforge.inference.batch import Delta, Finish, GenerationRequest
-from tuneforge.inference.engine import BaseInfo
 from tuneforge.serving.chat import served_model, usage
 from tuneforge.serving.requests import CompletionRequest
 
