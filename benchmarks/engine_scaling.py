@@ -18,14 +18,13 @@ import argparse
 import os
 import queue
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from serve import MODEL, QUESTIONS  # noqa: E402
+from serve import MODEL, QUESTIONS, scratch_registry  # noqa: E402
 
 
 def run_level(engine, tokenizer, streams: int, tokens: int, eos: list[int]) -> dict:
@@ -76,18 +75,11 @@ def main() -> None:
 
     import torch
 
-    from tuneforge.db.session import Database
     from tuneforge.inference.engine import Engine
-    from tuneforge.models.registry import ModelRegistry
-    from tuneforge.settings import Settings
 
-    work = Path(tempfile.mkdtemp(prefix="tuneforge-scaling-"))
-    settings = Settings(data_dir=work / "data", models_cache_dir=args.models_cache)
-    settings.ensure_dirs()
-    db = Database(settings.resolved_database_url)
-    db.migrate()
+    _, registry = scratch_registry(args.models_cache, "tuneforge-scaling-")
     extra = {} if args.prefill_tokens is None else {"prefill_tokens": args.prefill_tokens}
-    engine = Engine(ModelRegistry(settings, db), threads=args.threads, **extra)
+    engine = Engine(registry, threads=args.threads, **extra)
     info = engine.info(MODEL)
     tokenizer, eos = info.tokenizer, sorted(info.eos_ids)
     levels = [int(n) for n in args.levels.split(",")]
@@ -101,7 +93,7 @@ def main() -> None:
     if args.profile:
         profile(engine, tokenizer, max(levels), args.tokens, eos)
     engine.shutdown()
-    db.dispose()
+    registry.db.dispose()
     print(f"# engine scaling: {MODEL}, {args.tokens} tokens per stream, greedy, EOS suppressed, in process, "
           f"torch threads {args.threads or torch.get_num_threads()}, best of {args.rounds}")
     for n, r in best.items():

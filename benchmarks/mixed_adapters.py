@@ -15,14 +15,13 @@ import argparse
 import os
 import queue
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from serve import MODEL, QUESTIONS, make_adapters  # noqa: E402
+from serve import MODEL, QUESTIONS, make_adapters, scratch_registry  # noqa: E402
 
 
 def run_phase(engine, tokenizer, adapters: list[Path | None], streams: int, tokens: int, eos: list[int]) -> float:
@@ -62,17 +61,9 @@ def main() -> None:
 
     import torch
 
-    from tuneforge.db.session import Database
     from tuneforge.inference.engine import Engine
-    from tuneforge.models.registry import ModelRegistry
-    from tuneforge.settings import Settings
 
-    work = Path(tempfile.mkdtemp(prefix="tuneforge-mixed-"))
-    settings = Settings(data_dir=work / "data", models_cache_dir=args.models_cache)
-    settings.ensure_dirs()
-    db = Database(settings.resolved_database_url)
-    db.migrate()
-    registry = ModelRegistry(settings, db)
+    work, registry = scratch_registry(args.models_cache, "tuneforge-mixed-")
     adapters = make_adapters(registry.materialize(MODEL), work / "adapters", args.adapters)
     cache = {} if args.prefix_cache_mb is None else {"prefix_cache_mb": args.prefix_cache_mb}
     engines = {mode: Engine(registry, max_batch_size=args.streams, max_adapters=args.adapters, **cache,
@@ -91,7 +82,7 @@ def main() -> None:
                                                    eos))
     for engine in engines.values():
         engine.shutdown()
-    db.dispose()
+    registry.db.dispose()
     print(f"# {MODEL}, {args.streams} greedy streams x {args.tokens} tokens over {args.adapters} LoRA r16 "
           f"all-linear adapters, torch threads {args.threads or torch.get_num_threads()}, best of {args.rounds}")
     print(f"base_only_tok_s: {best['base']:.1f}")

@@ -160,6 +160,21 @@ def concurrent(client, models: list[str], streams: int, tokens: int, bias: dict)
             "max_ttft_s": max(r["ttft_s"] for r in results)}
 
 
+def scratch_registry(models_cache: Path, prefix: str):
+    """A throwaway data folder with a migrated database and the model registry over it (bundled models
+    from ``models_cache``). Returns (work folder, registry); ``registry.db.dispose()`` when done."""
+    from tuneforge.db.session import Database
+    from tuneforge.models.registry import ModelRegistry
+    from tuneforge.settings import Settings
+
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    settings = Settings(data_dir=work / "data", models_cache_dir=models_cache)
+    settings.ensure_dirs()
+    db = Database(settings.resolved_database_url)
+    db.migrate()
+    return work, ModelRegistry(settings, db)
+
+
 def start_tuneforge(data_dir: Path, env: dict, *, wait_s: float = 120, timeout_s: float = 600):
     """``tuneforge serve`` on a free loopback port as a child process (``env`` added to this one's), and an
     OpenAI client once it answers; exits the benchmark if it does not come up within ``wait_s``."""
@@ -195,17 +210,10 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-    from tuneforge.db.session import Database
-    from tuneforge.models.registry import ModelRegistry
-    from tuneforge.settings import Settings
-
-    work = Path(tempfile.mkdtemp(prefix="tuneforge-bench-"))
-    settings = Settings(data_dir=work / "data", models_cache_dir=args.models_cache)
-    settings.ensure_dirs()
-    db = Database(settings.resolved_database_url)
-    db.migrate()
-    base_path = ModelRegistry(settings, db).materialize(MODEL)  # converts the GGUF once if needed
-    db.dispose()
+    work, registry = scratch_registry(args.models_cache, "tuneforge-bench-")
+    settings = registry.settings
+    base_path = registry.materialize(MODEL)  # converts the GGUF once if needed
+    registry.db.dispose()
 
     adapters = make_adapters(base_path, work / "adapters", 10)
     adapter_mb = sum(p.stat().st_size for p in adapters[0].iterdir()) / 2**20
