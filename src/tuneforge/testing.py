@@ -79,20 +79,28 @@ def live_server(settings) -> Iterator[LiveServer]:
         server.stop()
 
 
-def start_keyed_server(settings, models: dict[str, str], server_class: type[LiveServer] = LiveServer
-                       ) -> tuple[LiveServer, str]:
-    """A tuneforge on loopback that serves ``models`` (model id -> local folder) to project ``default``'s API
-    key: the "upstream" of the gateway tests. Returns (started server, its key)."""
+def migrated_registry(settings, models: dict[str, str] | None = None):
+    """The model registry over ``settings``' data folder and database (created and migrated), with
+    ``models`` (model id -> local folder) registered. The caller disposes ``registry.db``."""
     from tuneforge.db.session import Database
     from tuneforge.models.registry import ModelRegistry
-    from tuneforge.projects import create_key
 
     settings.ensure_dirs()
     db = Database(settings.resolved_database_url)
     db.migrate()
     registry = ModelRegistry(settings, db)
-    for model_id, folder in models.items():
+    for model_id, folder in (models or {}).items():
         registry.register(model_id, folder, None)
+    return registry
+
+
+def start_keyed_server(settings, models: dict[str, str], server_class: type[LiveServer] = LiveServer
+                       ) -> tuple[LiveServer, str]:
+    """A tuneforge on loopback that serves ``models`` (model id -> local folder) to project ``default``'s API
+    key: the "upstream" of the gateway tests. Returns (started server, its key)."""
+    from tuneforge.projects import create_key
+
+    db = migrated_registry(settings, models).db
     with db.session() as session:
         key, _ = create_key(session, "default")
     db.dispose()

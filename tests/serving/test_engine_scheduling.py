@@ -19,19 +19,14 @@ TEXTS = ["Hi", "The quick brown fox jumps over the lazy dog. The quick brown fox
 
 @pytest.fixture(scope="module")
 def registry(tiny_model_dir, tmp_path_factory):
-    from tuneforge.db.session import Database
-    from tuneforge.models.registry import ModelRegistry
     from tuneforge.settings import Settings
+    from tuneforge.testing import migrated_registry
 
     root = tmp_path_factory.mktemp("scheduling")
-    settings = Settings(data_dir=root / "data", models_cache_dir=root / "cache")
-    settings.ensure_dirs()
-    db = Database(settings.resolved_database_url)
-    db.migrate()
-    registry = ModelRegistry(settings, db)
-    registry.register(TINY, str(tiny_model_dir), None)
+    registry = migrated_registry(Settings(data_dir=root / "data", models_cache_dir=root / "cache"),
+                                 {TINY: str(tiny_model_dir)})
     yield registry
-    db.dispose()
+    registry.db.dispose()
 
 
 PREAMBLE = "You are a careful assistant. Answer briefly, in plain words, and never make anything up. "
@@ -230,18 +225,13 @@ def test_new_paths_give_smollm2_the_greedy_tokens_of_the_old_ones(make_settings,
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from tuneforge.db.session import Database
     from tuneforge.inference.batch import GenerationRequest
     from tuneforge.inference.sampling import SamplingParams
-    from tuneforge.models.registry import ModelRegistry
+    from tuneforge.testing import migrated_registry
 
     model_name = "smollm2-135m-instruct"
-    settings = make_settings()
-    settings.ensure_dirs()
-    db = Database(settings.resolved_database_url)
-    db.migrate()
+    registry = migrated_registry(make_settings())
     try:
-        registry = ModelRegistry(settings, db)
         path = registry.materialize(model_name)
         torch.manual_seed(0)
         peft_model = get_peft_model(AutoModelForCausalLM.from_pretrained(path), LoraConfig(
@@ -267,4 +257,4 @@ def test_new_paths_give_smollm2_the_greedy_tokens_of_the_old_ones(make_settings,
         assert new == old
         assert len({t for choice in old for t in choice}) > 4
     finally:
-        db.dispose()
+        registry.db.dispose()

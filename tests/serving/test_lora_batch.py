@@ -109,19 +109,14 @@ def test_batched_lora_logits_match_peft(pool, mix, tiny_model_dir):
 def test_engine_batched_lora_gives_peft_greedy_tokens(tiny_model_dir, random_adapters, tmp_path):
     """16 concurrent greedy requests over all adapters and the bare base: the engine's batched path and
     peft's per-adapter loop produce the same tokens."""
-    from tuneforge.db.session import Database
     from tuneforge.inference.batch import Delta, Finish, GenerationRequest
     from tuneforge.inference.engine import Engine
     from tuneforge.inference.sampling import SamplingParams
-    from tuneforge.models.registry import ModelRegistry
     from tuneforge.settings import Settings
+    from tuneforge.testing import migrated_registry
 
-    settings = Settings(data_dir=tmp_path / "data", models_cache_dir=tmp_path / "cache")
-    settings.ensure_dirs()
-    db = Database(settings.resolved_database_url)
-    db.migrate()
-    registry = ModelRegistry(settings, db)
-    registry.register(TINY, str(tiny_model_dir), None)
+    registry = migrated_registry(Settings(data_dir=tmp_path / "data", models_cache_dir=tmp_path / "cache"),
+                                 {TINY: str(tiny_model_dir)})
     choices = [None, *random_adapters.values()]
     results = {}
     try:
@@ -148,6 +143,6 @@ def test_engine_batched_lora_gives_peft_greedy_tokens(tiny_model_dir, random_ada
             results[batched] = texts
             engine.shutdown()
     finally:
-        db.dispose()
+        registry.db.dispose()
     assert results[True] == results[False]
     assert len(set(results[True])) > 1
