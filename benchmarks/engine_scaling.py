@@ -9,7 +9,7 @@ and ``mean_ttft_s_16`` (goal <= 1 s). Each level runs ``--rounds`` times alterna
 time) and cProfile of the engine thread (Python-level time by function).
 
     .venv/bin/python benchmarks/engine_scaling.py [--tokens 64] [--rounds 2] [--threads N] [--profile]
-        [--prefill-tokens N]
+        [--prefill-tokens N] [--no-onednn]
 """
 
 from __future__ import annotations
@@ -70,6 +70,8 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--prefill-tokens", type=int, default=None,
                         help="the engine's prefill budget per pass (default: the engine's default)")
+    parser.add_argument("--no-onednn", action="store_true",
+                        help="linears through F.linear instead of oneDNN (the engine's default before)")
     parser.add_argument("--models-cache", type=Path, default=Path.home() / ".tuneforge" / "models")
     args = parser.parse_args()
 
@@ -79,6 +81,8 @@ def main() -> None:
 
     _, registry = scratch_registry(args.models_cache, "tuneforge-scaling-")
     extra = {} if args.prefill_tokens is None else {"prefill_tokens": args.prefill_tokens}
+    if args.no_onednn:
+        extra["onednn"] = False
     engine = Engine(registry, threads=args.threads, **extra)
     info = engine.info(MODEL)
     tokenizer, eos = info.tokenizer, sorted(info.eos_ids)
@@ -142,7 +146,7 @@ def profile(engine, tokenizer, streams: int, tokens: int, eos: list[int]) -> Non
     engine._step_safely = original
     print(f"# profiled round: {streams} streams, {result['tok_s']:.1f} tok/s (profiler overhead included)")
     print(state["torch"].key_averages().table(sort_by="self_cpu_time_total", row_limit=25))
-    pstats.Stats(state["cprofile"]).sort_stats("cumulative").print_stats(35)
+    pstats.Stats(state["cprofile"]).sort_stats(os.environ.get("PROFILE_SORT", "cumulative")).print_stats(35)
 
 
 if __name__ == "__main__":

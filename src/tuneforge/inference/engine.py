@@ -38,6 +38,7 @@ from tuneforge.inference.batch import (
     Row,
     left_pad,
 )
+from tuneforge.inference.onednn import use_onednn_linears
 from tuneforge.inference.prefill import PrefixCache, prefill_groups
 from tuneforge.inference.sampling import SamplerState, choose
 from tuneforge.inference.tokens import Detokenizer, StopText
@@ -60,6 +61,7 @@ class EngineStats:
     adapter_loads: int = 0
     adapter_evictions: int = 0
     base_loads: int = 0
+    onednn_linears: int = 0  # linear layers of loaded bases that run through oneDNN (inference/onednn.py)
 
     def snapshot(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -84,7 +86,8 @@ class LoadedBase:
 class Engine:
     def __init__(self, registry, *, max_batch_size: int = 32, max_adapters: int = 8, max_base_models: int = 2,
                  device: str = "auto", threads: int | None = None, batched_lora: bool = True,
-                 prefill_tokens: int = 128, kv_headroom: bool = True, prefix_cache_mb: float = 64):
+                 prefill_tokens: int = 128, kv_headroom: bool = True, prefix_cache_mb: float = 64,
+                 onednn: bool = True):
         self.registry = registry
         self.max_batch_size = max(1, max_batch_size)
         self.max_adapters = max_adapters
@@ -101,6 +104,7 @@ class Engine:
         self.prefill_tokens = max(0, prefill_tokens)
         self.prefix_cache_bytes = int(max(0.0, prefix_cache_mb) * 2**20)  # per base model; 0: off
         self.kv_headroom = kv_headroom  # decode steps write the KV cache in place (False: concatenate, as before)
+        self.onednn = onednn  # float32 CPU linears through oneDNN (inference/onednn.py); False: F.linear
         self.stats = EngineStats()
         self._infos: dict[str, BaseInfo] = {}
         self._info_lock = threading.Lock()
@@ -267,6 +271,8 @@ class Engine:
         started = time.perf_counter()
         model = self.registry.load_model(name, dtype=self.dtype, device=str(self.device))
         model.eval()
+        if self.onednn and self.device.type == "cpu":
+            self.stats.onednn_linears += use_onednn_linears(model)
         self.stats.base_loads += 1
         log.info("loaded base model %s on %s in %.1f s", name, self.device, time.perf_counter() - started)
         base = LoadedBase(info, AdapterPool(model, self.max_adapters, self.stats), copy.deepcopy(info.tokenizer),
