@@ -1,11 +1,12 @@
 """oneDNN matmuls for the linear layers of a model served on CPU.
 
 Why: ``F.linear`` on a CPU float32 tensor goes to a BLAS ``sgemm`` that handles the shapes of decoding
-poorly: a handful of rows against a wide weight. On SmolLM2-135M at 2 threads the 210 projection
-matmuls of one 16-row decode step take ~86 ms through ``F.linear`` and ~63 ms through oneDNN's inner
-product, and the 49,152-row ``lm_head`` 33 ms against 12 ms (1 row: 11.6 ms against 4.9 ms); see
-``benchmarks/RESULTS.md``. The oneDNN kernel reads the same dense weight (no packed copy, no extra
-memory) and agrees with ``F.linear`` to float32 rounding.
+poorly: a handful of rows against a wide weight. On SmolLM2-135M at 2 threads
+(``benchmarks/linear_kernels.py``) the 210 projections of a 16-row decode step take 61.5 ms through
+``F.linear`` and 56.4 ms through oneDNN's inner product, the 49,152-row ``lm_head`` 25.8 ms against
+11.7 ms (1 row: 36.2 / 27.0 ms and 9.8 / 4.4 ms); see ``benchmarks/RESULTS.md``. The oneDNN kernel
+reads the same dense weight (no packed copy, no extra memory) and agrees with ``F.linear`` to float32
+rounding.
 
 The op is ``torch.ops.mkldnn._linear_pointwise``, the one PyTorch's own compiler emits for CPU linears;
 it is not a public API, so :func:`use_onednn_linears` checks on a probe that it exists and matches
