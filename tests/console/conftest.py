@@ -87,12 +87,11 @@ class PageProblems:
             self.items.append(f"HTTP {response.status}: {response.request.method} {response.url}")
 
     def _failed(self, request):
-        # A page aborts its own event/chat streams when the user navigates away: not a failure.
-        if request.failure == "net::ERR_ABORTED" and ("stream=true" in request.url or request.url.endswith("/chat/completions")):
-            return
-        # Requests still in flight when the test ends are aborted by the fixture's own navigation away
-        # (seen in CI: the data page's /v1/files list, started right after signing in), not by the page.
-        if request.failure == "net::ERR_ABORTED" and self.leaving:
+        # Aborts that are not failures: a page ends its own event/chat streams when the user navigates
+        # away, and requests still in flight when the test ends are cut by the fixture's own navigation
+        # (seen in CI: the data page's /v1/files list, started right after signing in).
+        if request.failure == "net::ERR_ABORTED" and (self.leaving or "stream=true" in request.url
+                                                       or request.url.endswith("/chat/completions")):
             return
         self.items.append(f"request failed: {request.method} {request.url} ({request.failure})")
 

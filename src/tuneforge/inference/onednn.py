@@ -18,6 +18,7 @@ any ``nn.Linear`` and calls it as its base layer.
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import torch
@@ -47,10 +48,10 @@ class OneDnnLinear(nn.Linear):
         return F.linear(x, weight, self.bias)
 
 
+@functools.cache  # the answer cannot change within a process: probe once, not at every base load
 def onednn_available() -> bool:
     """True when the oneDNN linear exists here and matches ``F.linear`` on a probe."""
-    op = _LINEAR
-    if op is None:
+    if _LINEAR is None:
         return False
     try:
         gen = torch.Generator().manual_seed(0)
@@ -58,7 +59,7 @@ def onednn_available() -> bool:
         w = torch.randn(48, 64, generator=gen)
         b = torch.randn(48, generator=gen)
         with torch.inference_mode():
-            got = op(x, w, b, "none", [], "")
+            got = _LINEAR(x, w, b, "none", [], "")
             want = F.linear(x, w, b)
         return got.shape == want.shape and torch.allclose(got, want, rtol=1e-4, atol=1e-4)
     except Exception as exc:  # an op that exists but is broken in this build: keep F.linear
