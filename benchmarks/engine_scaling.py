@@ -9,7 +9,7 @@ and ``mean_ttft_s_16`` (goal <= 1 s). Each level runs ``--rounds`` times alterna
 time) and cProfile of the engine thread (Python-level time by function).
 
     .venv/bin/python benchmarks/engine_scaling.py [--tokens 64] [--rounds 2] [--threads N] [--profile]
-        [--prefill-tokens N] [--no-onednn]
+        [--prefill-tokens N] [--no-onednn | --onednn-packed]
 """
 
 from __future__ import annotations
@@ -72,6 +72,8 @@ def main() -> None:
                         help="the engine's prefill budget per pass (default: the engine's default)")
     parser.add_argument("--no-onednn", action="store_true",
                         help="linears through F.linear instead of oneDNN (the engine's default before)")
+    parser.add_argument("--onednn-packed", action="store_true",
+                        help="oneDNN with packed weight copies (TUNEFORGE_SERVE_ONEDNN_PACKED; twice the memory)")
     parser.add_argument("--models-cache", type=Path, default=Path.home() / ".tuneforge" / "models")
     args = parser.parse_args()
 
@@ -83,6 +85,8 @@ def main() -> None:
     extra = {} if args.prefill_tokens is None else {"prefill_tokens": args.prefill_tokens}
     if args.no_onednn:
         extra["onednn"] = False
+    if args.onednn_packed:
+        extra["onednn_packed"] = True
     engine = Engine(registry, threads=args.threads, **extra)
     info = engine.info(MODEL)
     tokenizer, eos = info.tokenizer, sorted(info.eos_ids)
@@ -96,10 +100,13 @@ def main() -> None:
                 best[n] = result
     if args.profile:
         profile(engine, tokenizer, max(levels), args.tokens, eos)
+    stats = engine.stats.snapshot()
     engine.shutdown()
     registry.db.dispose()
     print(f"# engine scaling: {MODEL}, {args.tokens} tokens per stream, greedy, EOS suppressed, in process, "
-          f"torch threads {args.threads or torch.get_num_threads()}, best of {args.rounds}")
+          f"torch threads {args.threads or torch.get_num_threads()}, best of {args.rounds}; linears: "
+          f"{stats['onednn_linears']} oneDNN, {stats['onednn_packed_linears']} packed "
+          f"(+{stats['onednn_packed_mb']:.0f} MB)")
     for n, r in best.items():
         print(f"aggregate_tok_s_{n}: {r['tok_s']:.1f}  mean_ttft_s_{n}: {r['mean_ttft_s']:.3f}  "
               f"max_ttft_s_{n}: {r['max_ttft_s']:.3f}")

@@ -4,6 +4,8 @@ and on the bundled SmolLM2 the same logits and greedy tokens as before."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 from torch import nn
@@ -53,6 +55,26 @@ def test_the_oneDNN_op_runs_under_inference_and_never_with_gradients(monkeypatch
     assert calls == [1, 1]
 
 
+@pytest.mark.parametrize("shape", [(1, 64), (16, 64), (3, 17, 64), (2, 64, 64)])
+def test_a_packed_weight_gives_f_linears_results_until_the_weight_changes(shape):
+    torch.manual_seed(0)
+    plain = nn.Linear(64, 96)
+    fast = nn.Linear(64, 96)
+    fast.load_state_dict(plain.state_dict())
+    switched = use_onednn_linears(fast, packed=True)
+    assert (switched.linears, switched.packed, switched.packed_bytes) == (1, 1, 96 * 64 * 4)
+    assert fast._tf_packed is not None and fast._tf_packed.is_mkldnn
+    x = torch.randn(*shape)
+    with torch.inference_mode():
+        torch.testing.assert_close(fast(x), plain(x), rtol=1e-5, atol=1e-5)
+    with torch.no_grad():  # changed in place (a merged adapter would): the stale packed copy is not used
+        fast.weight.mul_(2)
+        plain.weight.mul_(2)
+    with torch.inference_mode():
+        torch.testing.assert_close(fast(x), plain(x), rtol=1e-5, atol=1e-5)
+    assert fast._tf_packed is None
+
+
 def test_switching_keeps_weights_ties_and_lets_peft_wrap_the_layers():
     from peft import LoraConfig, get_peft_model
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -64,7 +86,7 @@ def test_switching_keeps_weights_ties_and_lets_peft_wrap_the_layers():
     fast = LlamaForCausalLM(config).eval()
     fast.load_state_dict(plain.state_dict())
     linears = sum(type(m) is nn.Linear for m in fast.modules())
-    assert use_onednn_linears(fast) == linears == 2 * 7 + 1
+    assert use_onednn_linears(fast).linears == linears == 2 * 7 + 1
     assert fast.lm_head.weight is fast.model.embed_tokens.weight
     ids = torch.tensor([[5, 9, 13, 2, 70]])
     with torch.inference_mode():
@@ -82,9 +104,9 @@ def test_switching_keeps_weights_ties_and_lets_peft_wrap_the_layers():
 
 @pytest.mark.slow
 def test_smollm2_gives_the_logits_and_greedy_tokens_of_f_linear(make_settings):
-    """The real model, 3 chat prompts, 16 greedy steps each: logits within float32 rounding at every step
-    and the same tokens wherever the old path's choice was not a near tie; the engine switches its
-    bases' linears (the count is in its stats)."""
+    """The real model, 3 chat prompts, 16 greedy steps each, dense and packed weights: logits within float32
+    rounding at every step and the same tokens wherever the old path's choice was not a near tie; the engine
+    switches (and with the option packs) its bases' linears (the counts are in its stats)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from tuneforge.inference.batch import Finish, GenerationRequest
@@ -98,32 +120,40 @@ def test_smollm2_gives_the_logits_and_greedy_tokens_of_f_linear(make_settings):
         tokenizer = AutoTokenizer.from_pretrained(path)
         plain = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
         fast = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
-        assert use_onednn_linears(fast) == 30 * 7 + 1
-        compared = 0
-        for question in ["What is the capital of France?", "Write a haiku about rain.", "用一句话介绍你自己。"]:
+        assert use_onednn_linears(fast).linears == 30 * 7 + 1
+        packed = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+        switched = use_onednn_linears(packed, packed=True)
+        assert (switched.linears, switched.packed) == (30 * 7 + 1, 30 * 7)  # the tied lm_head stays dense
+        assert packed.lm_head._tf_packed is None and packed.model.layers[0].mlp.up_proj._tf_packed is not None
+        compared = {"dense": 0, "packed": 0}
+        for (kind, model), question in itertools.product((("dense", fast), ("packed", packed)), [
+                "What is the capital of France?", "Write a haiku about rain.", "用一句话介绍你自己。"]):
             text = tokenizer.apply_chat_template([{"role": "user", "content": question}],
                                                  add_generation_prompt=True, tokenize=False)
             ids = tokenizer(text, return_tensors="pt", add_special_tokens=False).input_ids
             with torch.inference_mode():
                 runs = [m.generate(ids, max_new_tokens=16, do_sample=False, output_logits=True,
-                                   return_dict_in_generate=True) for m in (plain, fast)]
+                                   return_dict_in_generate=True) for m in (plain, model)]
             want_tokens, got_tokens = (r.sequences[0, ids.shape[1]:].tolist() for r in runs)
             for step, (want, got) in enumerate(zip(runs[0].logits, runs[1].logits, strict=True)):
                 torch.testing.assert_close(got, want, rtol=0, atol=2e-3)
                 top2 = want[0].topk(2).values
                 if want_tokens[step] != got_tokens[step]:
-                    assert top2[0] - top2[1] < 1e-2, f"step {step}: a clear choice changed"
+                    assert top2[0] - top2[1] < 1e-2, f"{kind}, step {step}: a clear choice changed"
                     break
-                compared += 1
-        assert compared >= 30  # 40 steps here (the first answer ends after 8 tokens), all equal
+                compared[kind] += 1
+        # 40 steps each here (the first answer ends after 8 tokens), all equal
+        assert compared["dense"] >= 30 and compared["packed"] >= 30
 
         prompt = tokenizer("Hello", add_special_tokens=False).input_ids
         request = GenerationRequest("smollm2-135m-instruct", None, prompt, SamplingParams(max_tokens=2, temperature=0))
-        for onednn, switched in ((True, 30 * 7 + 1), (False, 0)):
-            engine = Engine(registry, prefix_cache_mb=0, onednn=onednn)
+        for onednn, pack, switched, packs in ((True, False, 30 * 7 + 1, 0), (True, True, 30 * 7 + 1, 30 * 7),
+                                              (False, True, 0, 0)):
+            engine = Engine(registry, prefix_cache_mb=0, onednn=onednn, onednn_packed=pack)
             try:
                 assert [e.reason for e in engine.generate(request, timeout=120) if isinstance(e, Finish)]
-                assert engine.stats.onednn_linears == switched
+                assert (engine.stats.onednn_linears, engine.stats.onednn_packed_linears) == (switched, packs)
+                assert (engine.stats.onednn_packed_mb > 300) is bool(packs)  # 210 projections, ~405 MB
             finally:
                 engine.shutdown()
     finally:
