@@ -6,7 +6,8 @@ Prints ``mixed_batched_vs_base`` (goal >= 0.8) and ``mixed_peft_vs_base`` (the o
 aggregate tokens/s of each phase. Each phase runs ``--rounds`` times alternately and the best round
 counts, so a burst of load from other processes hurts all phases alike.
 
-    .venv/bin/python benchmarks/mixed_adapters.py [--tokens 64] [--rounds 2] [--threads N]
+    .venv/bin/python benchmarks/mixed_adapters.py [--tokens 64] [--rounds 2] [--threads N] [--no-peft]
+        [--onednn-packed]
 """
 
 from __future__ import annotations
@@ -56,6 +57,9 @@ def main() -> None:
     parser.add_argument("--prefix-cache-mb", type=float, default=None,
                         help="the engine's prompt-prefix cache (default: the engine's default; 0: off). Base-only "
                              "streams share one cache key and mixed ones ten, so the cache favours the baseline")
+    parser.add_argument("--no-peft", action="store_true", help="skip the (slow) peft phase")
+    parser.add_argument("--onednn-packed", action="store_true",
+                        help="oneDNN with packed weight copies (TUNEFORGE_SERVE_ONEDNN_PACKED)")
     parser.add_argument("--models-cache", type=Path, default=Path.home() / ".tuneforge" / "models")
     args = parser.parse_args()
 
@@ -66,9 +70,10 @@ def main() -> None:
     work, registry = scratch_registry(args.models_cache, "tuneforge-mixed-")
     adapters = make_adapters(registry.materialize(MODEL), work / "adapters", args.adapters)
     cache = {} if args.prefix_cache_mb is None else {"prefix_cache_mb": args.prefix_cache_mb}
+    modes = ("batched",) if args.no_peft else ("batched", "peft")
     engines = {mode: Engine(registry, max_batch_size=args.streams, max_adapters=args.adapters, **cache,
-                            threads=args.threads, batched_lora=(mode == "batched"))
-               for mode in ("batched", "peft")}
+                            threads=args.threads, batched_lora=(mode == "batched"), onednn_packed=args.onednn_packed)
+               for mode in modes}
     tokenizer = engines["batched"].info(MODEL).tokenizer
     eos = sorted(engines["batched"].info(MODEL).eos_ids)
     for engine in engines.values():  # load the base and every adapter before timing
@@ -77,7 +82,7 @@ def main() -> None:
     for _ in range(args.rounds):
         best["base"] = max(best["base"], run_phase(engines["batched"], tokenizer, [None], args.streams,
                                                    args.tokens, eos))
-        for mode in ("batched", "peft"):
+        for mode in modes:
             best[mode] = max(best[mode], run_phase(engines[mode], tokenizer, adapters, args.streams, args.tokens,
                                                    eos))
     for engine in engines.values():
@@ -87,9 +92,11 @@ def main() -> None:
           f"all-linear adapters, torch threads {args.threads or torch.get_num_threads()}, best of {args.rounds}")
     print(f"base_only_tok_s: {best['base']:.1f}")
     print(f"mixed_batched_tok_s: {best['batched']:.1f}")
-    print(f"mixed_peft_tok_s: {best['peft']:.1f}")
+    if "peft" in engines:
+        print(f"mixed_peft_tok_s: {best['peft']:.1f}")
     print(f"mixed_batched_vs_base: {best['batched'] / best['base']:.2f}")
-    print(f"mixed_peft_vs_base: {best['peft'] / best['base']:.2f}")
+    if "peft" in engines:
+        print(f"mixed_peft_vs_base: {best['peft'] / best['base']:.2f}")
 
 
 if __name__ == "__main__":

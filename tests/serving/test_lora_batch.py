@@ -69,8 +69,9 @@ MIXES = [
 ]
 
 
+@pytest.mark.parametrize("shape", ["prefill", "decode"])  # many tokens per row (grouped path) or one (masked)
 @pytest.mark.parametrize("mix", MIXES, ids=["mixed", "single", "base-only", "norms", "no-base"])
-def test_batched_lora_logits_match_peft(pool, mix, tiny_model_dir):
+def test_batched_lora_logits_match_peft(pool, mix, shape, tiny_model_dir):
     import torch
     from transformers import AutoTokenizer
 
@@ -83,6 +84,8 @@ def test_batched_lora_logits_match_peft(pool, mix, tiny_model_dir):
              "one", "The quick brown fox jumps over the lazy dog"]
     prompts = [tokenizer(texts[i % len(texts)], add_special_tokens=False).input_ids for i in range(len(mix))]
     ids, mask, positions = left_pad(prompts, tokenizer.pad_token_id or 0, torch.device("cpu"))
+    if shape == "decode":  # one token per row, as a decode step feeds (no KV cache needed to compare)
+        ids, mask, positions = ids[:, -1:], mask[:, -1:], positions[:, -1:]
     rows = [names[m] if m else BASE for m in mix]
     model, inputs = pool.model, dict(input_ids=ids, attention_mask=mask, position_ids=positions)
     with torch.inference_mode():
