@@ -69,17 +69,13 @@ MIXES = [
 ]
 
 
-@pytest.mark.parametrize("shape", ["prefill", "decode"])  # many tokens per row (grouped path) or one (masked)
-@pytest.mark.parametrize("mix", MIXES, ids=["mixed", "single", "base-only", "norms", "no-base"])
-def test_batched_lora_logits_match_peft(pool, mix, shape, tiny_model_dir):
+def _batched_against_peft(pool, names, mix, shape, tokenizer):
+    """(batched logits, peft's logits with each row's adapter active, base logits) for one pass."""
     import torch
-    from transformers import AutoTokenizer
 
     from tuneforge.inference.adapters import BASE
     from tuneforge.inference.batch import left_pad
 
-    pool, names = pool
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     texts = ["hello there", "What is your favourite colour?", "a b c d e f g", "tell me a story",
              "one", "The quick brown fox jumps over the lazy dog"]
     prompts = [tokenizer(texts[i % len(texts)], add_special_tokens=False).input_ids for i in range(len(mix))]
@@ -103,10 +99,59 @@ def test_batched_lora_logits_match_peft(pool, mix, shape, tiny_model_dir):
             got = pool.model.get_base_model()(input_ids=ids, attention_mask=mask, position_ids=positions).logits
         with pool.router.routing([BASE] * len(mix), ids.device):
             plain = pool.model.get_base_model()(input_ids=ids, attention_mask=mask, position_ids=positions).logits
+    return got, expected, plain
+
+
+@pytest.mark.parametrize("shape", ["prefill", "decode"])  # many tokens per row, or one as in a decode step
+@pytest.mark.parametrize("mix", MIXES, ids=["mixed", "single", "base-only", "norms", "no-base"])
+def test_batched_lora_logits_match_peft(pool, mix, shape, tiny_model_dir):
+    import torch
+    from transformers import AutoTokenizer
+
+    pool, names = pool
+    got, expected, plain = _batched_against_peft(pool, names, mix, shape, AutoTokenizer.from_pretrained(tiny_model_dir))
     torch.testing.assert_close(got, expected, atol=2e-5, rtol=1e-4)
     for r, m in enumerate(mix):  # the adapters really act (else the comparison above proves little)
         if m is not None:
             assert (expected[r] - plain[r]).abs().max() > 1e-2
+
+
+def test_decode_stacks_grow_with_the_batch_and_serve_its_changing_mixes(pool, tiny_model_dir):
+    """As streams with other adapters join and leave a running batch, a layer's decode stack grows
+    instead of being rebuilt for each mix (a prefill pass adds its newcomers), smaller mixes run on it
+    (groups of absent adapters computed and dropped), prefill passes over some of its adapters take their
+    slices, and every pass matches peft."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from tuneforge.inference.lora_batch import SHRINK_AFTER
+
+    pool, names = pool
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    layer = pool.model.get_base_model().model.layers[0].self_attn.q_proj
+    pool.router.drop_stacks(pool.model)
+    pool.router.oversized_steps = 0
+    steps = [  # (mix, shape, the layer's stack afterwards)
+        (["r8-all", None, "r4-qv"], "decode", ("r8-all", "r4-qv")),
+        (["r16-mlp", "r4-qv", "r8-norms"], "prefill", ("r8-all", "r4-qv", "r16-mlp", "r8-norms")),  # grown
+        (["r8-all", "r16-mlp", "r4-qv", "r8-norms"], "decode", ("r8-all", "r4-qv", "r16-mlp", "r8-norms")),
+        (["r4-qv", "r8-all", None], "decode", ("r8-all", "r4-qv", "r16-mlp", "r8-norms")),  # 2 of 4: kept
+        (["r8-norms", "r4-qv", "r4-qv"], "prefill", ("r8-all", "r4-qv", "r16-mlp", "r8-norms")),  # slices
+        (["r8-norms", "r8-norms"], "decode", ("r8-all", "r4-qv", "r16-mlp", "r8-norms")),  # one adapter: own weights
+        (["r8-norms", "r16-mlp"], "decode", ("r8-all", "r4-qv", "r16-mlp", "r8-norms")),
+        (["r16-mlp", "r8-norms", None], "decode", ("r8-all", "r4-qv", "r16-mlp", "r8-norms")),
+    ]
+    for mix, shape, stacked in steps:
+        got, expected, plain = _batched_against_peft(pool, names, mix, shape, tokenizer)
+        torch.testing.assert_close(got, expected, atol=2e-5, rtol=1e-4)
+        assert layer._tf_stack[0] == tuple(names[n] for n in stacked), (mix, shape)
+    # A mix needing fewer than half of the stacked adapters runs on the big stack for SHRINK_AFTER decode
+    # steps (a ramp-up passes), then gets a stack of its own.
+    for step in range(SHRINK_AFTER + 1):
+        got, expected, _ = _batched_against_peft(pool, names, ["r4-qv", None, "r4-qv"], "decode", tokenizer)
+        torch.testing.assert_close(got, expected, atol=2e-5, rtol=1e-4)
+        assert len(layer._tf_stack[0]) == (4 if step < SHRINK_AFTER else 1), step
+    assert layer._tf_stack[0] == (names["r4-qv"],)
 
 
 def test_engine_batched_lora_gives_peft_greedy_tokens(tiny_model_dir, random_adapters, tmp_path):
