@@ -8,6 +8,7 @@ import itertools
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from tuneforge.inference.onednn import OneDnnLinear, onednn_available, use_onednn_linears
@@ -72,6 +73,16 @@ def test_a_packed_weight_gives_f_linears_results_until_the_weight_changes(shape)
         plain.weight.mul_(2)
     with torch.inference_mode():
         torch.testing.assert_close(fast(x), plain(x), rtol=1e-5, atol=1e-5)
+    assert fast._tf_packed is None
+    fast.pack()  # a new weight assigned, at the same version count: the copy of the old one is not used
+    replacement = nn.Parameter(plain.weight.detach() * 3)
+    with torch.no_grad():
+        while replacement._version < fast._tf_packed_version:
+            replacement.add_(0)
+    fast.weight = replacement
+    assert fast.weight._version == fast._tf_packed_version
+    with torch.inference_mode():
+        torch.testing.assert_close(fast(x), F.linear(x, plain.weight * 3, plain.bias), rtol=1e-5, atol=1e-5)
     assert fast._tf_packed is None
 
 

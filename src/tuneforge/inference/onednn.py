@@ -22,13 +22,15 @@ as the compiler's freezing pass does) saves that. Measured on SmolLM2 at 2 threa
 aggregate +12 % (``benchmarks/engine_scaling.py --onednn-packed``). The price is memory: the packed copy sits
 next to the dense weight (which peft, ties and state dicts still need), so the packed layers' weights take
 twice their size. Weights shared with another module (a tied ``lm_head``) stay dense: a full copy for little
-gain. A packed copy is used only while its weight is unchanged (its version counter), else the dense one.
+gain. A packed copy is used only while its weight is the same tensor, unchanged (its version counter), else
+the dense one.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import weakref
 from collections import Counter
 from dataclasses import dataclass
 
@@ -54,6 +56,7 @@ class OneDnnLinear(nn.Linear):
 
     _tf_packed: torch.Tensor | None = None  # oneDNN-packed copy of the weight (opt-in), see the module doc
     _tf_packed_version: int = -1  # the weight's version counter when it was packed
+    _tf_packed_of = staticmethod(lambda: None)  # weak reference to the weight packed (a new Parameter: stale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight = self.weight
@@ -61,9 +64,9 @@ class OneDnnLinear(nn.Linear):
                 and weight.device.type == "cpu" and not torch.is_grad_enabled() and x.dim() >= 2):
             packed = self._tf_packed
             if packed is not None:
-                if weight._version == self._tf_packed_version:
+                if self._tf_packed_of() is weight and weight._version == self._tf_packed_version:
                     return _LINEAR(x, packed, self.bias, "none", [], "")
-                self._tf_packed = None  # the weight changed in place (a merge): the copy is stale, drop it
+                self._tf_packed = None  # the weight changed (in place, or replaced): the copy is stale
             return _LINEAR(x, weight, self.bias, "none", [], "")
         return F.linear(x, weight, self.bias)
 
@@ -72,6 +75,7 @@ class OneDnnLinear(nn.Linear):
         with torch.no_grad():
             self._tf_packed = torch.ops.mkldnn._reorder_linear_weight(self.weight.detach(), _PACK_ROWS)
         self._tf_packed_version = self.weight._version
+        self._tf_packed_of = weakref.ref(self.weight)
         return self.weight.numel() * self.weight.element_size()
 
 
