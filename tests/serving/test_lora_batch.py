@@ -194,3 +194,30 @@ def test_engine_batched_lora_gives_peft_greedy_tokens(tiny_model_dir, random_ada
         registry.db.dispose()
     assert results[True] == results[False]
     assert len(set(results[True])) > 1
+
+
+@pytest.mark.parametrize("shape", ["prefill", "decode"])
+def test_batched_lora_on_packed_onednn_weights_matches_peft_on_dense_ones(pool, random_adapters, tiny_model_dir,
+                                                                         shape):
+    """The engine's oneDNN layers with packed weight copies under the adapters (peft wraps them as base
+    layers): the batched logits of a mixed batch equal peft's on the plain model to float rounding."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tuneforge.inference.adapters import AdapterPool
+    from tuneforge.inference.engine import EngineStats
+    from tuneforge.inference.onednn import onednn_available, packing_available, use_onednn_linears
+
+    if not (onednn_available() and packing_available()):
+        pytest.skip("this torch build cannot pack oneDNN weights")
+    dense_pool, dense_names = pool
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    assert use_onednn_linears(model, packed=True).packed > 0
+    packed_pool = AdapterPool(model, capacity=8, stats=EngineStats())
+    names = {key: packed_pool.acquire(path) for key, path in random_adapters.items()}
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    mix = MIXES[0]
+    got, _, plain = _batched_against_peft(packed_pool, names, mix, shape, tokenizer)
+    _, expected, _ = _batched_against_peft(dense_pool, dense_names, mix, shape, tokenizer)
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+    assert (got - plain).abs().max() > 1e-2
