@@ -17,9 +17,9 @@ any ``nn.Linear`` and calls it as its base layer.
 
 Packed weights (``packed=True``, opt-in): oneDNN reorders a plain weight into its blocked layout on every
 call that multiplies more than one row; a copy packed once at load (``torch.ops.mkldnn._reorder_linear_weight``,
-as the compiler's freezing pass does) saves that. Measured on SmolLM2 at 2 threads: the projections of a
-16-row step 57.5 -> 48.8 ms, 4 rows 40.5 -> 34.0, 64 rows 133 -> 118, 1 row unchanged; the engine's 16-stream
-aggregate +12 % (``benchmarks/engine_scaling.py --onednn-packed``). The price is memory: the packed copy sits
+as the compiler's freezing pass does) saves that. Measured on SmolLM2 at 2 threads
+(``benchmarks/linear_kernels.py``): the projections of a 16-row step 54.5 -> 47.6 ms, 64 rows 128.6 -> 115.8,
+1 row 27.0 -> 26.7; the engine's 16-stream aggregate ≈ +12 % (``benchmarks/engine_scaling.py --onednn-packed``). The price is memory: the packed copy sits
 next to the dense weight (which peft, ties and state dicts still need), so the packed layers' weights take
 twice their size. Weights shared with another module (a tied ``lm_head``) stay dense: a full copy for little
 gain. A packed copy is used only while its weight is the same tensor, unchanged (its version counter), else
@@ -79,41 +79,34 @@ class OneDnnLinear(nn.Linear):
         return self.weight.numel() * self.weight.element_size()
 
 
+def _matches_f_linear(what: str, weight_for_op, bias: bool) -> bool:
+    """Whether ``_LINEAR`` on ``weight_for_op(w)`` gives ``F.linear``'s results on a random probe; a build
+    whose op exists but fails or disagrees keeps ``F.linear`` (logged, not raised)."""
+    try:
+        gen = torch.Generator().manual_seed(0)
+        x = torch.randn(3, 16, 64, generator=gen)
+        w = torch.randn(48, 64, generator=gen)
+        b = torch.randn(48, generator=gen) if bias else None
+        with torch.inference_mode():
+            got = _LINEAR(x, weight_for_op(w), b, "none", [], "")
+            want = F.linear(x, w, b)
+        return got.shape == want.shape and torch.allclose(got, want, rtol=1e-4, atol=1e-4)
+    except Exception as exc:
+        log.info("%s unavailable: %s: %s", what, type(exc).__name__, exc)
+        return False
+
+
 @functools.cache  # the answer cannot change within a process: probe once, not at every base load
 def onednn_available() -> bool:
     """True when the oneDNN linear exists here and matches ``F.linear`` on a probe."""
-    if _LINEAR is None:
-        return False
-    try:
-        gen = torch.Generator().manual_seed(0)
-        x = torch.randn(3, 5, 64, generator=gen)
-        w = torch.randn(48, 64, generator=gen)
-        b = torch.randn(48, generator=gen)
-        with torch.inference_mode():
-            got = _LINEAR(x, w, b, "none", [], "")
-            want = F.linear(x, w, b)
-        return got.shape == want.shape and torch.allclose(got, want, rtol=1e-4, atol=1e-4)
-    except Exception as exc:  # an op that exists but is broken in this build: keep F.linear
-        log.info("oneDNN linear unavailable: %s: %s", type(exc).__name__, exc)
-        return False
+    return _LINEAR is not None and _matches_f_linear("oneDNN linear", lambda w: w, bias=True)
 
 
 @functools.cache
 def packing_available() -> bool:
     """True when oneDNN can pack a weight here and the packed copy gives ``F.linear``'s results."""
-    if not onednn_available():
-        return False
-    try:
-        gen = torch.Generator().manual_seed(1)
-        x = torch.randn(16, 64, generator=gen)
-        w = torch.randn(48, 64, generator=gen)
-        with torch.inference_mode():
-            got = _LINEAR(x, torch.ops.mkldnn._reorder_linear_weight(w, _PACK_ROWS), None, "none", [], "")
-            want = F.linear(x, w)
-        return got.shape == want.shape and torch.allclose(got, want, rtol=1e-4, atol=1e-4)
-    except Exception as exc:
-        log.info("oneDNN weight packing unavailable: %s: %s", type(exc).__name__, exc)
-        return False
+    return onednn_available() and _matches_f_linear(
+        "oneDNN weight packing", lambda w: torch.ops.mkldnn._reorder_linear_weight(w, _PACK_ROWS), bias=False)
 
 
 @dataclass
