@@ -62,12 +62,15 @@ class Plan:
     may_shrink: bool = True  # an oversized stack may be rebuilt for this mix (see _stack_key)
     oversized: bool | None = None  # this decode step found a stack over twice its mix (None: not asked)
     gathered: tuple | None = None  # (input, layout, its rows gathered into groups) of the last LoRA layer
-    layouts: dict = field(default_factory=dict)  # per stack key: Layout, index, key; once per pass, not per layer
+    # Per stack key, once per pass rather than per layer: the key to stack next, this batch's slots, its Layout.
+    next_keys: dict = field(default_factory=dict)
+    indexes: dict = field(default_factory=dict)
+    layouts: dict = field(default_factory=dict)
 
     def stack_key(self, cached: tuple[str, ...] | None) -> tuple[str, ...]:
-        if ("key", cached) not in self.layouts:
-            self.layouts["key", cached] = self._stack_key(cached)
-        return self.layouts["key", cached]
+        if cached not in self.next_keys:
+            self.next_keys[cached] = self._stack_key(cached)
+        return self.next_keys[cached]
 
     def _stack_key(self, cached: tuple[str, ...] | None) -> tuple[str, ...]:
         """The adapters a layer should stack for this decode step: the cached stack, plus the batch's
@@ -88,13 +91,13 @@ class Plan:
 
     def index_in(self, stacked: tuple[str, ...]) -> torch.Tensor | None:
         """The slots of this batch's adapters in a stack of ``stacked``, when it holds all of them."""
-        if ("index", stacked) not in self.layouts:
+        if stacked not in self.indexes:
             slot = {name: u for u, name in enumerate(stacked)}
             found = None
             if all(name in slot for name in self.key):
                 found = torch.tensor([slot[name] for name in self.key], dtype=torch.long, device=self.device)
-            self.layouts["index", stacked] = found
-        return self.layouts["index", stacked]
+            self.indexes[stacked] = found
+        return self.indexes[stacked]
 
     def layout(self, stacked: tuple[str, ...]) -> Layout:
         if stacked not in self.layouts:
