@@ -9,7 +9,7 @@ and ``mean_ttft_s_16`` (goal <= 1 s). Each level runs ``--rounds`` times alterna
 time) and cProfile of the engine thread (Python-level time by function).
 
     .venv/bin/python benchmarks/engine_scaling.py [--tokens 64] [--rounds 2] [--threads N] [--profile]
-        [--prefill-tokens N] [--no-onednn | --onednn-packed]
+        [--prefill-tokens N] [--no-onednn | --no-onednn-packed]
 """
 
 from __future__ import annotations
@@ -61,6 +61,17 @@ def run_level(engine, tokenizer, streams: int, tokens: int, eos: list[int]) -> d
             "texts": texts}
 
 
+def rss_mb() -> float:
+    """This process's resident memory now (Linux; 0 elsewhere)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=64)
@@ -72,8 +83,8 @@ def main() -> None:
                         help="the engine's prefill budget per pass (default: the engine's default)")
     parser.add_argument("--no-onednn", action="store_true",
                         help="linears through F.linear instead of oneDNN (the engine's default before)")
-    parser.add_argument("--onednn-packed", action="store_true",
-                        help="oneDNN with packed weight copies (TUNEFORGE_SERVE_ONEDNN_PACKED; twice the memory)")
+    parser.add_argument("--no-onednn-packed", action="store_true",
+                        help="oneDNN on dense weights (TUNEFORGE_SERVE_ONEDNN_PACKED=false; the default before)")
     parser.add_argument("--models-cache", type=Path, default=Path.home() / ".tuneforge" / "models")
     args = parser.parse_args()
 
@@ -85,13 +96,14 @@ def main() -> None:
     extra = {} if args.prefill_tokens is None else {"prefill_tokens": args.prefill_tokens}
     if args.no_onednn:
         extra["onednn"] = False
-    if args.onednn_packed:
-        extra["onednn_packed"] = True
+    if args.no_onednn_packed:
+        extra["onednn_packed"] = False
     engine = Engine(registry, threads=args.threads, **extra)
     info = engine.info(MODEL)
     tokenizer, eos = info.tokenizer, sorted(info.eos_ids)
     levels = [int(n) for n in args.levels.split(",")]
     run_level(engine, tokenizer, 4, 4, eos)  # loads the model, warms the allocator
+    loaded_rss_mb = rss_mb()
     best: dict[int, dict] = {}
     for _ in range(args.rounds):
         for n in levels:
@@ -105,8 +117,8 @@ def main() -> None:
     registry.db.dispose()
     print(f"# engine scaling: {MODEL}, {args.tokens} tokens per stream, greedy, EOS suppressed, in process, "
           f"torch threads {args.threads or torch.get_num_threads()}, best of {args.rounds}; linears: "
-          f"{stats['onednn_linears']} oneDNN, {stats['onednn_packed_linears']} packed "
-          f"(+{stats['onednn_packed_mb']:.0f} MB)")
+          f"{stats['onednn_linears']} oneDNN, {stats['onednn_packed_linears']} packed; "
+          f"process RSS after loading {loaded_rss_mb:.0f} MB")
     for n, r in best.items():
         print(f"aggregate_tok_s_{n}: {r['tok_s']:.1f}  mean_ttft_s_{n}: {r['mean_ttft_s']:.3f}  "
               f"max_ttft_s_{n}: {r['max_ttft_s']:.3f}")

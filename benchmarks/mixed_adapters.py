@@ -7,7 +7,7 @@ aggregate tokens/s of each phase. Each phase runs ``--rounds`` times alternately
 counts, so a burst of load from other processes hurts all phases alike.
 
     .venv/bin/python benchmarks/mixed_adapters.py [--tokens 64] [--rounds 2] [--threads N] [--no-peft]
-        [--onednn-packed]
+        [--no-onednn-packed]
 """
 
 from __future__ import annotations
@@ -58,8 +58,8 @@ def main() -> None:
                         help="the engine's prompt-prefix cache (default: the engine's default; 0: off). Base-only "
                              "streams share one cache key and mixed ones ten, so the cache favours the baseline")
     parser.add_argument("--no-peft", action="store_true", help="skip the (slow) peft phase")
-    parser.add_argument("--onednn-packed", action="store_true",
-                        help="oneDNN with packed weight copies (TUNEFORGE_SERVE_ONEDNN_PACKED)")
+    parser.add_argument("--no-onednn-packed", action="store_true",
+                        help="oneDNN on dense weights (TUNEFORGE_SERVE_ONEDNN_PACKED=false; the default before)")
     parser.add_argument("--models-cache", type=Path, default=Path.home() / ".tuneforge" / "models")
     args = parser.parse_args()
 
@@ -72,7 +72,7 @@ def main() -> None:
     cache = {} if args.prefix_cache_mb is None else {"prefix_cache_mb": args.prefix_cache_mb}
     modes = ("batched",) if args.no_peft else ("batched", "peft")
     engines = {mode: Engine(registry, max_batch_size=args.streams, max_adapters=args.adapters, **cache,
-                            threads=args.threads, batched_lora=(mode == "batched"), onednn_packed=args.onednn_packed)
+                            threads=args.threads, batched_lora=(mode == "batched"), onednn_packed=not args.no_onednn_packed)
                for mode in modes}
     tokenizer = engines["batched"].info(MODEL).tokenizer
     eos = sorted(engines["batched"].info(MODEL).eos_ids)

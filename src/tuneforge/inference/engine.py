@@ -62,8 +62,7 @@ class EngineStats:
     adapter_evictions: int = 0
     base_loads: int = 0
     onednn_linears: int = 0  # linear layers of loaded bases that run through oneDNN (inference/onednn.py)
-    onednn_packed_linears: int = 0  # of those, layers with a packed weight copy (opt-in)
-    onednn_packed_mb: float = 0.0  # memory those copies take
+    onednn_packed_linears: int = 0  # of those, layers whose weight is held in oneDNN's packed layout
 
     def snapshot(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -89,7 +88,7 @@ class Engine:
     def __init__(self, registry, *, max_batch_size: int = 32, max_adapters: int = 8, max_base_models: int = 2,
                  device: str = "auto", threads: int | None = None, batched_lora: bool = True,
                  prefill_tokens: int = 128, kv_headroom: bool = True, prefix_cache_mb: float = 64,
-                 onednn: bool = True, onednn_packed: bool = False):
+                 onednn: bool = True, onednn_packed: bool = True):
         self.registry = registry
         self.max_batch_size = max(1, max_batch_size)
         self.max_adapters = max_adapters
@@ -107,7 +106,7 @@ class Engine:
         self.prefix_cache_bytes = int(max(0.0, prefix_cache_mb) * 2**20)  # per base model; 0: off
         self.kv_headroom = kv_headroom  # decode steps write the KV cache in place (False: concatenate, as before)
         self.onednn = onednn  # float32 CPU linears through oneDNN (inference/onednn.py); False: F.linear
-        self.onednn_packed = onednn_packed  # and a packed weight copy each: faster batches, twice the memory
+        self.onednn_packed = onednn_packed  # and their weights packed: faster batches, same memory
         self.stats = EngineStats()
         self._infos: dict[str, BaseInfo] = {}
         self._info_lock = threading.Lock()
@@ -278,7 +277,6 @@ class Engine:
             switched = use_onednn_linears(model, packed=self.onednn_packed)
             self.stats.onednn_linears += switched.linears
             self.stats.onednn_packed_linears += switched.packed
-            self.stats.onednn_packed_mb += round(switched.packed_bytes / 2**20, 1)
         self.stats.base_loads += 1
         log.info("loaded base model %s on %s in %.1f s", name, self.device, time.perf_counter() - started)
         base = LoadedBase(info, AdapterPool(model, self.max_adapters, self.stats), copy.deepcopy(info.tokenizer),

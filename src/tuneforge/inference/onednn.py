@@ -15,22 +15,23 @@ fast path (no autograd formula is needed there): with gradients enabled, on othe
 switched layer runs ``F.linear`` as before. LoRA wrappers keep working: peft wraps a switched layer like
 any ``nn.Linear`` and calls it as its base layer.
 
-Packed weights (``packed=True``, opt-in): oneDNN reorders a plain weight into its blocked layout on every
-call that multiplies more than one row; a copy packed once at load (``torch.ops.mkldnn._reorder_linear_weight``,
-as the compiler's freezing pass does) saves that. Measured on SmolLM2 at 2 threads
-(``benchmarks/linear_kernels.py``): the projections of a 16-row step 54.5 -> 47.6 ms, 64 rows 128.6 -> 115.8,
-1 row 27.0 -> 26.7; the engine's 16-stream aggregate ≈ +12 % (``benchmarks/engine_scaling.py --onednn-packed``). The price is memory: the packed copy sits
-next to the dense weight (which peft, ties and state dicts still need), so the packed layers' weights take
-twice their size. Weights shared with another module (a tied ``lm_head``) stay dense: a full copy for little
-gain. A packed copy is used only while its weight is the same tensor, unchanged (its version counter), else
-the dense one.
+Packed weights (``packed=True``, the engine's default): oneDNN reorders a plain weight into its blocked
+layout on every call that multiplies more than one row; a weight packed once at load
+(``torch.ops.mkldnn._reorder_linear_weight``, as the compiler's freezing pass does) saves that. Measured on
+SmolLM2 at 2 threads (``benchmarks/linear_kernels.py``): the projections of a 16-row step 54.5 -> 47.6 ms,
+64 rows 128.6 -> 115.8, 1 row 27.0 -> 26.7. The packed weight *replaces* the dense one: the same memory,
+but the values are then in oneDNN's opaque layout, so whatever computes on a weight directly (a LoRA
+merge, DoRA's weight norm) fails loudly instead of seeing wrong numbers; :func:`unpack_linears` gives the dense weights back
+(the adapter pool does so before loading a DoRA adapter), and a deep copy of a packed layer (peft copies a
+module an adapter trains fully) is a dense layer. Weights shared with another module (a tied ``lm_head``)
+stay dense. With gradients on, or other dtypes, a packed layer computes with the dense form (slow, correct).
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import logging
-import weakref
 from collections import Counter
 from dataclasses import dataclass
 
@@ -52,31 +53,51 @@ _PACK_ROWS = 16  # the row count oneDNN tunes a packed layout for; 4..64 measure
 
 
 class OneDnnLinear(nn.Linear):
-    """An ``nn.Linear`` whose float32 CPU inference goes through oneDNN (same weight, same results)."""
-
-    _tf_packed: torch.Tensor | None = None  # oneDNN-packed copy of the weight (opt-in), see the module doc
-    _tf_packed_version: int = -1  # the weight's version counter when it was packed
-    _tf_packed_of = staticmethod(lambda: None)  # weak reference to the weight packed (a new Parameter: stale)
+    """An ``nn.Linear`` whose float32 CPU inference goes through oneDNN (same results to float rounding),
+    optionally on a weight held packed in oneDNN's layout (:meth:`pack`)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight = self.weight
         if (x.dtype is torch.float32 and weight.dtype is torch.float32 and x.device.type == "cpu"
                 and weight.device.type == "cpu" and not torch.is_grad_enabled() and x.dim() >= 2):
-            packed = self._tf_packed
-            if packed is not None:
-                if self._tf_packed_of() is weight and weight._version == self._tf_packed_version:
-                    return _LINEAR(x, packed, self.bias, "none", [], "")
-                self._tf_packed = None  # the weight changed (in place, or replaced): the copy is stale
-            return _LINEAR(x, weight, self.bias, "none", [], "")
+            return _LINEAR(x, weight, self.bias, "none", [], "")  # a dense or a packed weight alike
+        if weight.is_mkldnn:
+            weight = weight.to_dense()  # outside inference (gradients on, 1-D input): the dense form
         return F.linear(x, weight, self.bias)
 
+    @property
+    def packed(self) -> bool:
+        return self.weight.is_mkldnn
+
     def pack(self) -> int:
-        """Keep a oneDNN-packed copy of the weight for inference; returns its size in bytes."""
-        with torch.no_grad():
-            self._tf_packed = torch.ops.mkldnn._reorder_linear_weight(self.weight.detach(), _PACK_ROWS)
-        self._tf_packed_version = self.weight._version
-        self._tf_packed_of = weakref.ref(self.weight)
+        """Hold the weight in oneDNN's packed layout instead of the dense one; returns its size in bytes."""
+        if not self.packed:
+            with torch.no_grad():
+                packed = torch.ops.mkldnn._reorder_linear_weight(self.weight.detach(), _PACK_ROWS)
+            self.weight = nn.Parameter(packed, requires_grad=self.weight.requires_grad)
         return self.weight.numel() * self.weight.element_size()
+
+    def unpack(self) -> bool:
+        """Give the layer its dense weight back (the same values); False if it was not packed."""
+        if not self.packed:
+            return False
+        self.weight = nn.Parameter(self.weight.to_dense(), requires_grad=self.weight.requires_grad)
+        return True
+
+    def __deepcopy__(self, memo):
+        # An opaque packed tensor cannot be deep-copied, and a copy is made to be changed (peft copies a module
+        # that an adapter trains fully, then loads the adapter's weights into it): the copy is dense.
+        clone = self.__class__.__new__(self.__class__)
+        memo[id(self)] = clone
+        for key, value in self.__dict__.items():
+            if key == "_parameters":
+                value = {name: (nn.Parameter(p.to_dense(), requires_grad=p.requires_grad)
+                                if p is not None and p.is_mkldnn else copy.deepcopy(p, memo))
+                         for name, p in value.items()}
+            else:
+                value = copy.deepcopy(value, memo)
+            clone.__dict__[key] = value
+        return clone
 
 
 def _matches_f_linear(what: str, weight_for_op, bias: bool) -> bool:
@@ -112,14 +133,13 @@ def packing_available() -> bool:
 @dataclass
 class Switched:
     linears: int = 0  # layers switched to OneDnnLinear
-    packed: int = 0  # of those, layers that also keep a packed copy
-    packed_bytes: int = 0  # memory those copies take (the size of their dense weights)
+    packed: int = 0  # of those, layers whose weight is held packed
 
 
 def use_onednn_linears(model: nn.Module, *, packed: bool = False) -> Switched:
     """Switch the plain float32 CPU ``nn.Linear`` layers of ``model`` to :class:`OneDnnLinear` in place
-    (the class only: parameters, ties and hooks stay); with ``packed``, also give each one whose weight no
-    other module shares a packed copy. Nothing is switched when the op is unavailable here."""
+    (the class only: parameters, ties and hooks stay); with ``packed``, also pack the weight of each one
+    that no other module shares. Nothing is switched when the op is unavailable here."""
     done = Switched()
     if not onednn_available():
         return done
@@ -130,6 +150,11 @@ def use_onednn_linears(model: nn.Module, *, packed: bool = False) -> Switched:
             module.__class__ = OneDnnLinear
             done.linears += 1
             if packed and owners[id(module.weight)] == 1:
-                done.packed_bytes += module.pack()
+                module.pack()
                 done.packed += 1
     return done
+
+
+def unpack_linears(model: nn.Module) -> int:
+    """Give every packed layer of ``model`` its dense weight back; returns how many were packed."""
+    return sum(module.unpack() for module in model.modules() if isinstance(module, OneDnnLinear))
