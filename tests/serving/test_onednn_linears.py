@@ -202,3 +202,50 @@ def test_smollm2_gives_the_logits_and_greedy_tokens_of_f_linear(make_settings):
                 engine.shutdown()
     finally:
         registry.db.dispose()
+
+
+def _resident_kb(path) -> int:
+    """Resident kilobytes of this process's mappings of ``path`` (Linux ``/proc/self/smaps``)."""
+    from pathlib import Path
+
+    total, inside = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        fields = line.split()
+        if "-" in fields[0] and len(fields) >= 5:  # a mapping's header line
+            inside = fields[-1] == str(path)
+        elif inside and fields[0] == "Rss:":
+            total += int(fields[1])
+    return total
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="/proc/self/smaps is Linux's")
+def test_packing_leaves_no_dense_copy_resident(tmp_path):
+    """A float32 safetensors file is mapped and its weights are views of it: after packing, the pages of the
+    dense weights are handed back (never read again), so packing costs no memory beside the packed weights;
+    heap memory is never touched; the logits stay the same."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from tuneforge.inference.onednn import _release_file_pages, file_mappings
+
+    config = LlamaConfig(vocab_size=97, hidden_size=256, intermediate_size=1024, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True)
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(tmp_path)
+    ids = torch.tensor([[5, 9, 13, 2, 70]])
+    plain = LlamaForCausalLM.from_pretrained(tmp_path, dtype=torch.float32).eval()
+    with torch.inference_mode():
+        want = plain(ids).logits
+    model = LlamaForCausalLM.from_pretrained(tmp_path, dtype=torch.float32).eval()
+    file = tmp_path / "model.safetensors"
+    with torch.inference_mode():
+        model(ids)  # every weight read once: the file's pages are resident
+    before = _resident_kb(file)
+    projections_kb = sum(m.weight.numel() * 4 for m in model.modules() if type(m) is nn.Linear
+                         and m is not model.lm_head) // 1024
+    assert before > projections_kb  # the weights really are views of the mapped file here
+    assert use_onednn_linears(model, packed=True).packed == 2 * 7
+    assert _resident_kb(file) < before - 0.9 * projections_kb
+    with torch.inference_mode():
+        torch.testing.assert_close(model(ids).logits, want, rtol=1e-5, atol=1e-5)
+    heap = torch.randn(1024, 1024)
+    assert _release_file_pages(heap, file_mappings()) == 0 and heap.abs().sum() > 0

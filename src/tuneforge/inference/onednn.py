@@ -19,8 +19,8 @@ Packed weights (``packed=True``, the engine's default): oneDNN reorders a plain 
 layout on every call that multiplies more than one row; a weight packed once at load
 (``torch.ops.mkldnn._reorder_linear_weight``, as the compiler's freezing pass does) saves that. Measured on
 SmolLM2 at 2 threads (``benchmarks/linear_kernels.py``): the projections of a 16-row step 54.5 -> 47.6 ms,
-64 rows 128.6 -> 115.8, 1 row 27.0 -> 26.7. The packed weight *replaces* the dense one: the same memory,
-but the values are then in oneDNN's opaque layout, so whatever computes on a weight directly (a LoRA
+64 rows 128.6 -> 115.8, 1 row 27.0 -> 26.7. The packed weight *replaces* the dense one: the same memory
+(the dense weights' pages go back to the kernel, whether mapped from the model file or on the heap), but the values are then in oneDNN's opaque layout, so whatever computes on a weight directly (a LoRA
 merge, DoRA's weight norm) fails loudly instead of seeing wrong numbers; :func:`unpack_linears` gives the dense weights back
 (the adapter pool does so before loading a DoRA adapter), and a deep copy of a packed layer (peft copies a
 module an adapter trains fully) is a dense layer. Weights shared with another module (a tied ``lm_head``)
@@ -30,10 +30,14 @@ stay dense. With gradients on, or other dtypes, a packed layer computes with the
 from __future__ import annotations
 
 import copy
+import ctypes
 import functools
 import logging
+import os
+import sys
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -49,6 +53,7 @@ def _op():
 
 
 _LINEAR = _op()  # looked up once: the forward below runs ~200 times per decode step
+_MADV_DONTNEED = 4  # Linux
 _PACK_ROWS = 16  # the row count oneDNN tunes a packed layout for; 4..64 measured alike (1 row: no gain or loss)
 
 
@@ -69,12 +74,17 @@ class OneDnnLinear(nn.Linear):
     def packed(self) -> bool:
         return self.weight.is_mkldnn
 
-    def pack(self) -> int:
-        """Hold the weight in oneDNN's packed layout instead of the dense one; returns its size in bytes."""
+    def pack(self, file_spans: list[tuple[int, int]] | None = None) -> int:
+        """Hold the weight in oneDNN's packed layout instead of the dense one; returns its size in bytes.
+        ``file_spans`` (:func:`file_mappings`): where the dense weight lies in a mapped model file, its pages
+        are handed back to the kernel (see :func:`_release_file_pages`)."""
         if not self.packed:
+            dense = self.weight
             with torch.no_grad():
-                packed = torch.ops.mkldnn._reorder_linear_weight(self.weight.detach(), _PACK_ROWS)
-            self.weight = nn.Parameter(packed, requires_grad=self.weight.requires_grad)
+                packed = torch.ops.mkldnn._reorder_linear_weight(dense.detach(), _PACK_ROWS)
+            self.weight = nn.Parameter(packed, requires_grad=dense.requires_grad)
+            if file_spans:
+                _release_file_pages(dense, file_spans)
         return self.weight.numel() * self.weight.element_size()
 
     def unpack(self) -> bool:
@@ -98,6 +108,42 @@ class OneDnnLinear(nn.Linear):
                 value = copy.deepcopy(value, memo)
             clone.__dict__[key] = value
         return clone
+
+
+def file_mappings() -> list[tuple[int, int]]:
+    """Address ranges of this process's file-backed memory mappings (Linux; empty elsewhere)."""
+    try:
+        text = Path("/proc/self/maps").read_text()
+    except OSError:
+        return []
+    spans = []
+    for line in text.splitlines():
+        fields = line.split(maxsplit=5)
+        if len(fields) == 6 and fields[5].startswith("/"):
+            low, high = (int(v, 16) for v in fields[0].split("-"))
+            spans.append((low, high))
+    return spans
+
+
+def _release_file_pages(dense: torch.Tensor, spans: list[tuple[int, int]]) -> int:
+    """Why: transformers maps a float32 safetensors file (SmolLM2's) into memory and the weights are views
+    of it, so after packing, the dense weights' pages, read once to pack them, would stay in the process's
+    resident memory (≈ the packed size again) until the kernel reclaimed them. ``madvise(MADV_DONTNEED)``
+    drops them now. Only whole pages inside the weight's own bytes, only inside a file mapping (never heap
+    memory), and only for a weight just replaced: were it read again, it would read the file's bytes, i.e.
+    the values it was loaded with. Returns the bytes released."""
+    start = dense.data_ptr()
+    end = start + dense.numel() * dense.element_size()
+    if not any(low <= start and end <= high for low, high in spans):
+        return 0  # heap memory (a converted dtype, a model built in process): freed with the tensor
+    page = os.sysconf("SC_PAGE_SIZE")
+    low, high = -(-start // page) * page, end // page * page
+    if high <= low:
+        return 0
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.madvise(ctypes.c_void_p(low), ctypes.c_size_t(high - low), _MADV_DONTNEED) != 0:
+        return 0
+    return high - low
 
 
 def _matches_f_linear(what: str, weight_for_op, bias: bool) -> bool:
@@ -145,14 +191,26 @@ def use_onednn_linears(model: nn.Module, *, packed: bool = False) -> Switched:
         return done
     owners = Counter(id(p) for m in model.modules() for p in m._parameters.values() if p is not None)
     packed = packed and packing_available()
+    spans = file_mappings() if packed and sys.platform.startswith("linux") else []
     for module in model.modules():
         if type(module) is nn.Linear and module.weight.device.type == "cpu" and module.weight.dtype is torch.float32:
             module.__class__ = OneDnnLinear
             done.linears += 1
             if packed and owners[id(module.weight)] == 1:
-                module.pack()
+                module.pack(spans)
                 done.packed += 1
+    if done.packed:
+        _trim_heap()
     return done
+
+
+def _trim_heap() -> None:
+    """Hand the freed dense weights' heap pages back to the kernel now. Why: a weight converted at load
+    (a bfloat16 file served in float32) lives on the C heap, and glibc keeps freed chunks in the middle of
+    it, so packing would leave the process ≈ 100 MB larger on SmolLM2 than the dense model (measured)."""
+    trim = getattr(ctypes.CDLL(None), "malloc_trim", None) if sys.platform.startswith("linux") else None
+    if trim is not None:  # glibc (not musl)
+        trim(0)
 
 
 def unpack_linears(model: nn.Module) -> int:
