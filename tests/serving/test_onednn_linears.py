@@ -78,6 +78,10 @@ def test_a_packed_weight_replaces_the_dense_one_and_gives_f_linears_results(shap
     assert fast.unpack() and not fast.packed and not fast.unpack()
     torch.testing.assert_close(fast.weight, plain.weight, rtol=0, atol=0)  # the same values back, exactly
     assert use_onednn_linears(nn.Sequential(nn.Linear(4, 4)), packed=False).packed == 0
+    embedding, head = nn.Embedding(50, 16), nn.Linear(16, 50, bias=False)
+    head.weight = nn.Parameter(embedding.weight.data)  # a tie by shared memory under two Parameters: stays dense
+    tied = nn.ModuleDict({"embedding": embedding, "head": head, "other": nn.Linear(16, 16)})
+    assert use_onednn_linears(tied, packed=True) == Switched(linears=2, packed=1) and not head.packed
 
 
 def test_adapters_that_read_base_weights_load_on_a_packed_base(tmp_path):

@@ -20,10 +20,11 @@ layout on every call that multiplies more than one row; a weight packed once at 
 (``torch.ops.mkldnn._reorder_linear_weight``, as the compiler's freezing pass does) saves that. Measured on
 SmolLM2 at 2 threads (``benchmarks/linear_kernels.py``): the projections of a 16-row step 54.5 -> 47.6 ms,
 64 rows 128.6 -> 115.8, 1 row 27.0 -> 26.7. The packed weight *replaces* the dense one: the same memory
-(the dense weights' pages go back to the kernel, whether mapped from the model file or on the heap), but the values are then in oneDNN's opaque layout, so whatever computes on a weight directly (a LoRA
-merge, DoRA's weight norm) fails loudly instead of seeing wrong numbers; :func:`unpack_linears` gives the dense weights back
-(the adapter pool does so before loading a DoRA adapter), and a deep copy of a packed layer (peft copies a
-module an adapter trains fully) is a dense layer. Weights shared with another module (a tied ``lm_head``)
+(the dense weights' pages go back to the kernel, whether mapped from the model file or on the heap), but
+the values are then in oneDNN's opaque layout, so whatever computes on a weight directly (a LoRA merge,
+DoRA's weight norm) fails loudly instead of seeing wrong numbers; :func:`unpack_linears` gives the dense
+weights back (the adapter pool does so before loading a DoRA adapter), and a deep copy of a packed layer
+(peft copies a module an adapter trains fully) is a dense layer. Weights shared with another module (a tied ``lm_head``)
 stay dense. With gradients on, or other dtypes, a packed layer computes with the dense form (slow, correct).
 """
 
@@ -189,19 +190,25 @@ def use_onednn_linears(model: nn.Module, *, packed: bool = False) -> Switched:
     done = Switched()
     if not onednn_available():
         return done
-    owners = Counter(id(p) for m in model.modules() for p in m._parameters.values() if p is not None)
+    # Weights are told apart by their memory, not only by Parameter object: a tie made by sharing the data
+    # under two Parameters must stay dense too (packing one would release pages the other still reads).
+    owners = Counter(_memory_of(p) for m in model.modules() for p in m._parameters.values() if p is not None)
     packed = packed and packing_available()
     spans = file_mappings() if packed and sys.platform.startswith("linux") else []
     for module in model.modules():
         if type(module) is nn.Linear and module.weight.device.type == "cpu" and module.weight.dtype is torch.float32:
             module.__class__ = OneDnnLinear
             done.linears += 1
-            if packed and owners[id(module.weight)] == 1:
+            if packed and owners[_memory_of(module.weight)] == 1:
                 module.pack(spans)
                 done.packed += 1
     if done.packed:
         _trim_heap()
     return done
+
+
+def _memory_of(p: torch.Tensor) -> int:
+    return id(p) if p.is_mkldnn else p.data_ptr()  # a packed weight has no plain storage: itself
 
 
 def _trim_heap() -> None:
