@@ -24,7 +24,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from serve import MODEL, QUESTIONS, scratch_registry  # noqa: E402
+from serve import MODEL, QUESTIONS, rss_mb, scratch_registry  # noqa: E402
 
 
 def run_level(engine, tokenizer, streams: int, tokens: int, eos: list[int]) -> dict:
@@ -61,17 +61,6 @@ def run_level(engine, tokenizer, streams: int, tokens: int, eos: list[int]) -> d
             "texts": texts}
 
 
-def rss_mb() -> float:
-    """This process's resident memory now (Linux; 0 elsewhere)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=64)
@@ -103,7 +92,7 @@ def main() -> None:
     tokenizer, eos = info.tokenizer, sorted(info.eos_ids)
     levels = [int(n) for n in args.levels.split(",")]
     run_level(engine, tokenizer, 4, 4, eos)  # loads the model, warms the allocator
-    loaded_rss_mb = rss_mb()
+    loaded_rss_mb = rss_mb(os.getpid())
     best: dict[int, dict] = {}
     for _ in range(args.rounds):
         for n in levels:

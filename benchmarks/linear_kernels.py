@@ -44,7 +44,7 @@ def main() -> None:
     import torch
     import torch.nn.functional as F
 
-    from tuneforge.inference.onednn import _LINEAR, _PACK_ROWS, onednn_available
+    from tuneforge.inference.onednn import _LINEAR, onednn_available, packed_weight
 
     if not onednn_available():
         sys.exit("this torch build has no working oneDNN linear")
@@ -59,7 +59,7 @@ def main() -> None:
           f"best of {args.rounds}")
     results, packed_results = {}, {}
     with torch.inference_mode():
-        packed_copies = {id(w): torch.ops.mkldnn._reorder_linear_weight(w, _PACK_ROWS) for ws in layers for w in ws}
+        packed_copies = {id(w): packed_weight(w) for ws in layers for w in ws}
         for rows in (int(r) for r in args.rows.split(",")):
             narrow, wide = torch.randn(1, rows, HIDDEN, generator=gen), torch.randn(1, rows, INTERMEDIATE, generator=gen)
 

@@ -58,6 +58,11 @@ _MADV_DONTNEED = 4  # Linux
 _PACK_ROWS = 16  # the row count oneDNN tunes a packed layout for; 4..64 measured alike (1 row: no gain or loss)
 
 
+def packed_weight(weight: torch.Tensor) -> torch.Tensor:
+    """``weight`` reordered into oneDNN's blocked layout for :data:`_LINEAR` (an opaque mkldnn tensor)."""
+    return torch.ops.mkldnn._reorder_linear_weight(weight, _PACK_ROWS)
+
+
 class OneDnnLinear(nn.Linear):
     """An ``nn.Linear`` whose float32 CPU inference goes through oneDNN (same results to float rounding),
     optionally on a weight held packed in oneDNN's layout (:meth:`pack`)."""
@@ -75,18 +80,16 @@ class OneDnnLinear(nn.Linear):
     def packed(self) -> bool:
         return self.weight.is_mkldnn
 
-    def pack(self, file_spans: list[tuple[int, int]] | None = None) -> int:
-        """Hold the weight in oneDNN's packed layout instead of the dense one; returns its size in bytes.
-        ``file_spans`` (:func:`file_mappings`): where the dense weight lies in a mapped model file, its pages
-        are handed back to the kernel (see :func:`_release_file_pages`)."""
+    def pack(self, file_spans: list[tuple[int, int]] | None = None) -> None:
+        """Hold the weight in oneDNN's packed layout instead of the dense one. ``file_spans``
+        (:func:`file_mappings`): where the dense weight lies in a mapped model file, its pages are handed back
+        to the kernel (see :func:`_release_file_pages`)."""
         if not self.packed:
             dense = self.weight
             with torch.no_grad():
-                packed = torch.ops.mkldnn._reorder_linear_weight(dense.detach(), _PACK_ROWS)
-            self.weight = nn.Parameter(packed, requires_grad=dense.requires_grad)
+                self.weight = nn.Parameter(packed_weight(dense.detach()), requires_grad=dense.requires_grad)
             if file_spans:
                 _release_file_pages(dense, file_spans)
-        return self.weight.numel() * self.weight.element_size()
 
     def unpack(self) -> bool:
         """Give the layer its dense weight back (the same values); False if it was not packed."""
@@ -174,7 +177,7 @@ def onednn_available() -> bool:
 def packing_available() -> bool:
     """True when oneDNN can pack a weight here and the packed copy gives ``F.linear``'s results."""
     return onednn_available() and _matches_f_linear(
-        "oneDNN weight packing", lambda w: torch.ops.mkldnn._reorder_linear_weight(w, _PACK_ROWS), bias=False)
+        "oneDNN weight packing", packed_weight, bias=False)
 
 
 @dataclass
@@ -194,7 +197,7 @@ def use_onednn_linears(model: nn.Module, *, packed: bool = False) -> Switched:
     # under two Parameters must stay dense too (packing one would release pages the other still reads).
     owners = Counter(_memory_of(p) for m in model.modules() for p in m._parameters.values() if p is not None)
     packed = packed and packing_available()
-    spans = file_mappings() if packed and sys.platform.startswith("linux") else []
+    spans = file_mappings() if packed else []  # empty where there is no /proc/self/maps
     for module in model.modules():
         if type(module) is nn.Linear and module.weight.device.type == "cpu" and module.weight.dtype is torch.float32:
             module.__class__ = OneDnnLinear
