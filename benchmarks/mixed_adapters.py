@@ -3,11 +3,14 @@ spread over 10 LoRA adapters (r16, all linear layers), against 16 base-only stre
 process, with the batched LoRA path (``inference/lora_batch.py``) and with peft's per-adapter loop.
 
 Prints ``mixed_batched_vs_base`` (goal >= 0.8) and ``mixed_peft_vs_base`` (the old path) plus the
-aggregate tokens/s of each phase. Each phase runs ``--rounds`` times alternately and the best round
-counts, so a burst of load from other processes hurts all phases alike.
+aggregate tokens/s of each phase. The batched engine's decode steps run through the fused LoRA kernel
+(``inference/lora_kernel.py``); a ``bmm`` phase on the same engine with the kernel switched off gives
+``mixed_bmm_vs_base`` and ``fused_vs_bmm`` (the kernel's own gain, measured in the same process and engine).
+Each phase runs ``--rounds`` times alternately and the best round counts, so a burst of load from other
+processes hurts all phases alike.
 
     .venv/bin/python benchmarks/mixed_adapters.py [--tokens 64] [--rounds 2] [--threads N] [--no-peft]
-        [--no-onednn-packed]
+        [--no-onednn-packed] [--no-fused-lora]
 """
 
 from __future__ import annotations
@@ -60,6 +63,9 @@ def main() -> None:
     parser.add_argument("--no-peft", action="store_true", help="skip the (slow) peft phase")
     parser.add_argument("--no-onednn-packed", action="store_true",
                         help="oneDNN on dense weights (TUNEFORGE_SERVE_ONEDNN_PACKED=false; the default before)")
+    parser.add_argument("--no-fused-lora", action="store_true",
+                        help="decode steps through batched matmuls instead of the fused kernel "
+                             "(TUNEFORGE_SERVE_FUSED_LORA=false; the default before)")
     parser.add_argument("--models-cache", type=Path, default=Path.home() / ".tuneforge" / "models")
     args = parser.parse_args()
 
@@ -71,20 +77,31 @@ def main() -> None:
     adapters = make_adapters(registry.materialize(MODEL), work / "adapters", args.adapters)
     cache = {} if args.prefix_cache_mb is None else {"prefix_cache_mb": args.prefix_cache_mb}
     modes = ("batched",) if args.no_peft else ("batched", "peft")
+    bmm_phase = not args.no_fused_lora
     engines = {mode: Engine(registry, max_batch_size=args.streams, max_adapters=args.adapters, **cache,
-                            threads=args.threads, batched_lora=(mode == "batched"), onednn_packed=not args.no_onednn_packed)
+                            threads=args.threads, batched_lora=(mode == "batched"), onednn_packed=not args.no_onednn_packed,
+                            fused_lora=not args.no_fused_lora)
                for mode in modes}
     tokenizer = engines["batched"].info(MODEL).tokenizer
     eos = sorted(engines["batched"].info(MODEL).eos_ids)
     for engine in engines.values():  # load the base and every adapter before timing
         run_phase(engine, tokenizer, adapters, len(adapters), 2, eos)
-    best = {"base": 0.0, "batched": 0.0, "peft": 0.0}
+    router = engines["batched"]._bases[MODEL].pool.router
+    kernel = router.kernel
+    if bmm_phase and kernel is None:
+        sys.exit("the fused LoRA kernel did not load (see the log); run with --no-fused-lora")
+    best = {"base": 0.0, "batched": 0.0, "peft": 0.0, "bmm": 0.0}
     for _ in range(args.rounds):
         best["base"] = max(best["base"], run_phase(engines["batched"], tokenizer, [None], args.streams,
                                                    args.tokens, eos))
         for mode in modes:
             best[mode] = max(best[mode], run_phase(engines[mode], tokenizer, adapters, args.streams, args.tokens,
                                                    eos))
+        if bmm_phase:  # the same engine with its decode steps on the batched matmuls
+            router.kernel = None
+            best["bmm"] = max(best["bmm"], run_phase(engines["batched"], tokenizer, adapters, args.streams,
+                                                     args.tokens, eos))
+            router.kernel = kernel
     for engine in engines.values():
         engine.shutdown()
     registry.db.dispose()
@@ -94,7 +111,12 @@ def main() -> None:
     print(f"mixed_batched_tok_s: {best['batched']:.1f}")
     if "peft" in engines:
         print(f"mixed_peft_tok_s: {best['peft']:.1f}")
+    if bmm_phase:
+        print(f"mixed_bmm_tok_s: {best['bmm']:.1f}")
     print(f"mixed_batched_vs_base: {best['batched'] / best['base']:.2f}")
+    if bmm_phase:
+        print(f"mixed_bmm_vs_base: {best['bmm'] / best['base']:.2f}")
+        print(f"fused_vs_bmm: {best['batched'] / best['bmm']:.3f}")
     if "peft" in engines:
         print(f"mixed_peft_vs_base: {best['peft'] / best['base']:.2f}")
 

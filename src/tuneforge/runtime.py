@@ -79,7 +79,7 @@ class Runtime:
                                 max_base_models=s.serve_max_base_models, device=s.serve_device,
                                 threads=s.serve_threads, prefill_tokens=s.serve_prefill_tokens,
                                 prefix_cache_mb=s.serve_prefix_cache_mb, onednn=s.serve_onednn,
-                                onednn_packed=s.serve_onednn_packed)
+                                onednn_packed=s.serve_onednn_packed, fused_lora=s.serve_fused_lora)
                 self._engine = engine
                 self._closers.append(lambda: asyncio.get_running_loop().run_in_executor(None, engine.shutdown))
             return self._engine

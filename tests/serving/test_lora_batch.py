@@ -102,18 +102,71 @@ def _batched_against_peft(pool, names, mix, shape, tokenizer):
     return got, expected, plain
 
 
+@pytest.fixture(params=["fused", "bmm"])
+def kernel(request, pool):
+    """Decode steps through the fused kernel (the default) or the batched matmuls (where numba is missing)."""
+    router = pool[0].router
+    assert router.kernel is not None, "the fused LoRA kernel did not load (numba is in the [serve] extra)"
+    saved = router.kernel
+    if request.param == "bmm":
+        router.kernel = None
+    try:
+        yield request.param
+    finally:
+        router.kernel = saved
+
+
 @pytest.mark.parametrize("shape", ["prefill", "decode"])  # many tokens per row, or one as in a decode step
 @pytest.mark.parametrize("mix", MIXES, ids=["mixed", "single", "base-only", "norms", "no-base"])
-def test_batched_lora_logits_match_peft(pool, mix, shape, tiny_model_dir):
+def test_batched_lora_logits_match_peft(pool, mix, shape, kernel, tiny_model_dir):
     import torch
     from transformers import AutoTokenizer
 
     pool, names = pool
+    calls = pool.router.fused_calls
     got, expected, plain = _batched_against_peft(pool, names, mix, shape, AutoTokenizer.from_pretrained(tiny_model_dir))
     torch.testing.assert_close(got, expected, atol=2e-5, rtol=1e-4)
+    # the kernel runs exactly where it should: decode steps mixing adapters, on its own side of the fixture
+    mixing = len({m for m in mix if m}) > 1 or (None in mix and any(mix))
+    assert (pool.router.fused_calls > calls) == (kernel == "fused" and shape == "decode" and mixing)
     for r, m in enumerate(mix):  # the adapters really act (else the comparison above proves little)
         if m is not None:
             assert (expected[r] - plain[r]).abs().max() > 1e-2
+
+
+def test_fused_kernel_matches_the_arithmetic_it_replaces():
+    """The kernel alone, on shapes the model tests do not reach: a rank that is no multiple of four, a stacked
+    adapter no row uses (skipped), base rows (left alone), groups of one and of three rows."""
+    import numpy as np
+    import torch
+
+    from tuneforge.inference.adapters import BASE
+    from tuneforge.inference.lora_batch import make_plan
+    from tuneforge.inference.lora_kernel import load
+
+    fused = load()
+    assert fused is not None
+    gen = torch.Generator().manual_seed(0)
+    names = ["b", BASE, "a", "b", "b", BASE, "a"]
+    stacked = ("a", "unused", "b")
+    plan = make_plan(names, "cpu")
+    for rank in (5, 16):
+        x = torch.randn(len(names), 40, generator=gen)
+        a = torch.randn(len(stacked), 40, rank, generator=gen)
+        b = torch.randn(len(stacked), rank, 24, generator=gen)
+        base = torch.randn(len(names), 24, generator=gen)
+        expected = base.clone()
+        for row, name in enumerate(names):
+            if name != BASE:
+                u = stacked.index(name)
+                expected[row] += x[row] @ a[u] @ b[u]
+        b[1] = float("nan")  # were the unused adapter computed, its NaNs would show
+        got = base.clone()
+        starts, order = plan.grouping(stacked)
+        assert list(starts) == [0, 2, 2, 5] and sorted(order) == [0, 2, 3, 4, 6]
+        fused(x.numpy(), got.numpy(), a.numpy(), b.numpy(), starts, order)
+        torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-5)
+        assert np.array_equal(got[[1, 5]].numpy(), base[[1, 5]].numpy())
 
 
 def test_decode_stacks_grow_with_the_batch_and_serve_its_changing_mixes(pool, tiny_model_dir):
@@ -167,9 +220,9 @@ def test_engine_batched_lora_gives_peft_greedy_tokens(tiny_model_dir, random_ada
                                  {TINY: str(tiny_model_dir)})
     choices = [None, *random_adapters.values()]
     results = {}
-    try:
-        for batched in (True, False):
-            engine = Engine(registry, max_batch_size=16, max_adapters=8, batched_lora=batched)
+    try:  # the fused kernel (default), the batched matmuls, peft's loop
+        for batched, fused in ((True, True), (True, False), (False, False)):
+            engine = Engine(registry, max_batch_size=16, max_adapters=8, batched_lora=batched, fused_lora=fused)
             tokenizer = engine.info(TINY).tokenizer
             outputs = []
             for i in range(16):  # submitted together: admitted into one batch, decoded side by side
@@ -188,12 +241,13 @@ def test_engine_batched_lora_gives_peft_greedy_tokens(tiny_model_dir, random_ada
                     text += event.text
                 texts.append(text)
             assert engine.stats.max_batch > 1  # the requests really shared passes
-            results[batched] = texts
+            assert (engine._bases[TINY].pool.router.fused_calls > 0) == fused
+            results[batched, fused] = texts
             engine.shutdown()
     finally:
         registry.db.dispose()
-    assert results[True] == results[False]
-    assert len(set(results[True])) > 1
+    assert results[True, True] == results[True, False] == results[False, False]
+    assert len(set(results[True, True])) > 1
 
 
 @pytest.mark.parametrize("shape", ["prefill", "decode"])

@@ -65,7 +65,7 @@ class AdapterPool:
     """LRU of adapters loaded into one base model. ``capacity`` is a soft cap: adapters still used by
     running rows are never evicted, so the pool may exceed it until those rows finish."""
 
-    def __init__(self, base_model, capacity: int, stats):
+    def __init__(self, base_model, capacity: int, stats, fused_lora: bool = True):
         self.model = base_model  # becomes a PeftModel on the first adapter
         self.capacity = max(1, capacity)
         self.stats = stats
@@ -74,7 +74,7 @@ class AdapterPool:
         self._counter = 0
         from tuneforge.inference.lora_batch import LoraRouter  # torch: only once an engine exists
 
-        self.router = LoraRouter()  # batched LoRA for mixed-adapter passes (see lora_batch)
+        self.router = LoraRouter(fused_lora)  # batched LoRA for mixed-adapter passes (see lora_batch)
 
     @property
     def is_peft(self) -> bool:

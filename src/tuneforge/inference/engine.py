@@ -88,7 +88,7 @@ class Engine:
     def __init__(self, registry, *, max_batch_size: int = 32, max_adapters: int = 8, max_base_models: int = 2,
                  device: str = "auto", threads: int | None = None, batched_lora: bool = True,
                  prefill_tokens: int = 128, kv_headroom: bool = True, prefix_cache_mb: float = 64,
-                 onednn: bool = True, onednn_packed: bool = True):
+                 onednn: bool = True, onednn_packed: bool = True, fused_lora: bool = True):
         self.registry = registry
         self.max_batch_size = max(1, max_batch_size)
         self.max_adapters = max_adapters
@@ -99,6 +99,7 @@ class Engine:
         self.dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
         self.threads = threads
         self.batched_lora = batched_lora  # False: peft's per-adapter loop (kept for parity checks)
+        self.fused_lora = fused_lora  # mixed-adapter decode steps through one fused kernel (False: batched matmuls)
         # Padded prompt tokens per prefill pass (0: every newcomer in one pass). Requests arriving together
         # are prefilled in groups, shortest prompts first, and each group's first tokens stream out as soon
         # as its pass ends, instead of everyone waiting for one pass over all the prompts.
@@ -279,7 +280,7 @@ class Engine:
             self.stats.onednn_packed_linears += switched.packed
         self.stats.base_loads += 1
         log.info("loaded base model %s on %s in %.1f s", name, self.device, time.perf_counter() - started)
-        base = LoadedBase(info, AdapterPool(model, self.max_adapters, self.stats), copy.deepcopy(info.tokenizer),
+        base = LoadedBase(info, AdapterPool(model, self.max_adapters, self.stats, self.fused_lora), copy.deepcopy(info.tokenizer),
                           self.device, prefixes=PrefixCache(self.prefix_cache_bytes) if self.prefix_cache_bytes else None)
         self._bases[name] = base
         return base

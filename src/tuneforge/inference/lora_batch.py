@@ -5,7 +5,8 @@ two small matmuls, scatter back): with 10 adapters that is ~60 small ops per lay
 decode step of SmolLM2, and a step costs about twice a base-only one. Here each layer does a fixed
 handful of ops whatever the mix: gather the rows into one padded group per adapter, two batched
 matmuls against that layer's stacked A and B (scaling folded into B), and one gather back (an
-``index_add_`` when some rows use the bare base).
+``index_add_`` when some rows use the bare base). On CPU, decode steps (one token per row) instead run each
+layer as one fused kernel over the same stacks (:mod:`tuneforge.inference.lora_kernel`), where numba is there.
 
 peft still loads, stores and unloads the adapters; :class:`LoraRouter` only replaces the forward of
 the LoRA layers (and of fully trained ``modules_to_save`` copies) while the engine runs a pass under
@@ -31,12 +32,24 @@ from __future__ import annotations
 import contextlib
 import types
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 
+from tuneforge.inference import lora_kernel
 from tuneforge.inference.adapters import BASE
 
 SHRINK_AFTER = 16  # decode steps on an oversized stack before it is rebuilt for the batch's mix
+
+
+class Stack(NamedTuple):
+    """One layer's stacked adapters: A [U, in, r], B [U, r, out] with scaling folded in (None: some adapter of
+    ``key`` needs peft's own path here), and their numpy views for the fused kernel (None: not float32 CPU)."""
+
+    key: tuple[str, ...]
+    a: torch.Tensor | None
+    b: torch.Tensor | None
+    arrays: tuple | None = None
 
 
 @dataclass
@@ -66,6 +79,7 @@ class Plan:
     next_keys: dict = field(default_factory=dict)
     indexes: dict = field(default_factory=dict)
     layouts: dict = field(default_factory=dict)
+    groupings: dict = field(default_factory=dict)
 
     def stack_key(self, cached: tuple[str, ...] | None) -> tuple[str, ...]:
         if cached not in self.next_keys:
@@ -98,6 +112,19 @@ class Plan:
                 found = torch.tensor([slot[name] for name in self.key], dtype=torch.long, device=self.device)
             self.indexes[stacked] = found
         return self.indexes[stacked]
+
+    def grouping(self, stacked: tuple[str, ...]) -> tuple:
+        """(starts [U+1], rows) for the fused kernel: the rows of stacked adapter u are ``rows[starts[u]:
+        starts[u + 1]]`` (none for stacked adapters this batch does not use; base rows are in no group)."""
+        if stacked not in self.groupings:
+            import numpy as np
+
+            slot = {name: u for u, name in enumerate(stacked)}
+            pairs = sorted((slot[name], row) for row, name in enumerate(self.names) if name != BASE)
+            counts = np.bincount(np.array([u for u, _ in pairs], dtype=np.int64), minlength=len(stacked))
+            starts = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+            self.groupings[stacked] = starts, np.array([row for _, row in pairs], dtype=np.int64)
+        return self.groupings[stacked]
 
     def layout(self, stacked: tuple[str, ...]) -> Layout:
         if stacked not in self.layouts:
@@ -139,8 +166,11 @@ def _layout(names: list[str], stacked: tuple[str, ...], device) -> Layout:
 class LoraRouter:
     """Row-wise adapter routing for one peft model, without peft's per-call hooks."""
 
-    def __init__(self):
+    def __init__(self, fused: bool = True):
         self.plan: Plan | None = None
+        self.fused = fused  # decode steps through the fused kernel (lora_kernel.py) where it is available
+        self.kernel = None  # that kernel, once install() found it
+        self.fused_calls = 0  # layer forwards the kernel ran (tests check that it really ran)
         self.oversized_steps = 0  # decode steps in a row whose stacks were over twice their mix
 
     def install(self, model) -> None:
@@ -150,6 +180,8 @@ class LoraRouter:
         from peft.tuners.lora import LoraLayer
         from peft.utils.other import AuxiliaryTrainingWrapper
 
+        if self.fused and self.kernel is None:
+            self.kernel = lora_kernel.load()
         for module in model.modules():
             if getattr(module, "_tf_router", None) is self:
                 continue
@@ -171,6 +203,8 @@ class LoraRouter:
     @contextlib.contextmanager
     def routing(self, names: list[str], device):
         self.plan = plan = make_plan(names, device)
+        if self.kernel is not None and plan.key and not plan.single:
+            lora_kernel.match_threads(torch.get_num_threads())
         plan.may_shrink = self.oversized_steps >= SHRINK_AFTER
         try:
             yield plan
@@ -196,12 +230,10 @@ def _vanilla(layer, name: str) -> bool:
     return name not in layer.lora_variant and not layer.lora_bias.get(name, False)
 
 
-def _build_stack(layer, key: tuple[str, ...]):
-    """(key, A [U, in, r], B [U, r, out] with scaling folded in) for this layer, or (key, None, None)
-    when some adapter of the mix needs peft's own path here."""
+def _build_stack(layer, key: tuple[str, ...]) -> Stack:
     present = [name for name in key if name in layer.lora_A]
     if not present or any(not _vanilla(layer, name) for name in present) or layer.merged:
-        return key, None, None
+        return Stack(key, None, None)
     weight = layer.lora_A[present[0]].weight
     rank = max(layer.lora_A[name].weight.shape[0] for name in present)
     a = torch.zeros(len(key), layer.in_features, rank, dtype=weight.dtype, device=weight.device)
@@ -213,28 +245,35 @@ def _build_stack(layer, key: tuple[str, ...]):
         r = wa.shape[0]
         a[u, :, :r] = wa.t()
         b[u, :r, :] = wb.t() * layer.scaling[name]  # zero-padded ranks add exactly nothing
-    return key, a, b
+    arrays = (a.numpy(), b.numpy()) if a.dtype == torch.float32 and a.device.type == "cpu" else None
+    return Stack(key, a, b, arrays)
 
 
-def _stack_for(layer, plan: Plan, steps: int):
-    """(stack key, A, B) for this pass. The layer keeps one stack that grows as adapters join the running
+def _stack_for(layer, plan: Plan, steps: int) -> Stack:
+    """The stack for this pass. The layer keeps one stack that grows as adapters join the running
     batch (a prefill pass adds its newcomers, which the decode steps after it need too) and serves smaller
     mixes (see :meth:`Plan.stack_key`); a prefill pass over some of its adapters takes their slices for that
     pass only (multiplying every prompt token by absent adapters would cost more than the copy)."""
     cached = layer._tf_stack
     if steps == 1:
-        key = plan.stack_key(None if cached is None else cached[0])
-    elif cached is None or cached[1] is None or plan.index_in(cached[0]) is None:
-        key = plan.grown(None if cached is None else cached[0])
+        key = plan.stack_key(None if cached is None else cached.key)
+    elif cached is None or cached.a is None or plan.index_in(cached.key) is None:
+        key = plan.grown(None if cached is None else cached.key)
     else:
-        key = cached[0]
-    if cached is None or cached[0] != key:
+        key = cached.key
+    if cached is None or cached.key != key:
         layer._tf_stack = None  # free the old stack before building the new one
         cached = layer._tf_stack = _build_stack(layer, key)
-    if steps == 1 or cached[1] is None or cached[0] == plan.key:
+    if steps == 1 or cached.a is None or cached.key == plan.key:
         return cached
-    index = plan.index_in(cached[0])
-    return plan.key, cached[1].index_select(0, index), cached[2].index_select(0, index)
+    index = plan.index_in(cached.key)
+    return Stack(plan.key, cached.a.index_select(0, index), cached.b.index_select(0, index))
+
+
+def _fits_kernel(flat: torch.Tensor, result: torch.Tensor) -> bool:
+    """Input and output the kernel can read and write in place: float32 CPU tensors over contiguous memory."""
+    return all(t.dtype == torch.float32 and t.device.type == "cpu" and t.is_contiguous() and not t.requires_grad
+               for t in (flat, result))
 
 
 def _single(layer, x, args, kwargs, plan: Plan):
@@ -263,11 +302,16 @@ def _make_linear_forward(router: LoraRouter):
         rows = plan.rows
         flat = x.reshape(rows, -1, x.shape[-1])  # [B, T, in]
         steps = flat.shape[1]
-        key, a, b = _stack_for(self, plan, steps)
+        key, a, b, arrays = _stack_for(self, plan, steps)
         if a is None:  # DoRA or another variant in the mix: peft's loop for this layer
             return type(self).forward(self, x, *args, adapter_names=plan.names, **kwargs)
-        layout = plan.layout(key)
         result = self.base_layer(x, *args, **kwargs)
+        if steps == 1 and arrays is not None and router.kernel is not None and _fits_kernel(flat, result):
+            starts, order = plan.grouping(key)
+            router.kernel(flat.view(rows, -1).numpy(), result.view(rows, -1).numpy(), *arrays, starts, order)
+            router.fused_calls += 1
+            return result
+        layout = plan.layout(key)
         out, width, groups = result.shape[-1], layout.width, len(key)
         shared = plan.gathered
         if shared is not None and shared[0] is x and shared[1] is layout:
