@@ -34,6 +34,7 @@ import types
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
 from tuneforge.inference import lora_kernel
@@ -117,8 +118,6 @@ class Plan:
         """(starts [U+1], rows) for the fused kernel: the rows of stacked adapter u are ``rows[starts[u]:
         starts[u + 1]]`` (none for stacked adapters this batch does not use; base rows are in no group)."""
         if stacked not in self.groupings:
-            import numpy as np
-
             slot = {name: u for u, name in enumerate(stacked)}
             pairs = sorted((slot[name], row) for row, name in enumerate(self.names) if name != BASE)
             counts = np.bincount(np.array([u for u, _ in pairs], dtype=np.int64), minlength=len(stacked))
@@ -271,9 +270,10 @@ def _stack_for(layer, plan: Plan, steps: int) -> Stack:
 
 
 def _fits_kernel(flat: torch.Tensor, result: torch.Tensor) -> bool:
-    """Input and output the kernel can read and write in place: float32 CPU tensors over contiguous memory."""
-    return all(t.dtype == torch.float32 and t.device.type == "cpu" and t.is_contiguous() and not t.requires_grad
-               for t in (flat, result))
+    """Input and output the kernel can read and write in place: float32 tensors over contiguous memory, no
+    gradients (their device is the stacks', which have numpy views only on CPU). Runs ~200 times a step."""
+    return (flat.dtype is torch.float32 and result.dtype is torch.float32 and flat.is_contiguous()
+            and result.is_contiguous() and not flat.requires_grad and not result.requires_grad)
 
 
 def _single(layer, x, args, kwargs, plan: Plan):

@@ -7,7 +7,7 @@ over the same bytes. This kernel does the same float32 arithmetic in one pass pe
 the stack, its A and B are read once from memory, its rows are multiplied (the second row of an adapter finds
 them in cache) and the deltas are added into the base output in place; adapters of the stack no row uses are
 skipped instead of computed and dropped. ``benchmarks/grouped_lora_kernel.py`` measures it on SmolLM2-135M
-shapes (16 rows over 10 r16 adapters): +17 ms per step over the base instead of +24–26 ms, against ≈ +14 ms
+shapes (16 rows over 10 r16 adapters): +19 ms per step over the base instead of +27 ms, against ≈ +13 ms
 for merely reading the float32 stacks.
 
 Prefill passes (many tokens per row) keep the batched matmuls, which do well on many rows. Where numba is
@@ -25,7 +25,10 @@ _lock = threading.Lock()
 _loaded: list = []  # [kernel or None] once tried
 
 
-def _kernel_source(njit, prange, np):
+def _compile():
+    import numpy as np
+    from numba import njit, prange
+
     def grouped_lora(x, out, a, b, starts, rows):  # pragma: no cover - runs compiled
         """out[row] += (x[row] @ a[u]) @ b[u] for the rows ``rows[starts[u]:starts[u + 1]]`` of stacked adapter u
         (x [B, in], out [B, out], a [U, in, r], b [U, r, out], all float32; starts int64 [U + 1])."""
@@ -56,16 +59,9 @@ def _kernel_source(njit, prange, np):
 
     options = dict(parallel=True, nogil=True, boundscheck=False)
     try:  # compiled code cached on disk, so later processes skip the few seconds of compiling
-        return njit(cache=True, **options)(grouped_lora)
+        fn = njit(cache=True, **options)(grouped_lora)
     except RuntimeError:  # no writable cache location: compile in each process
-        return njit(**options)(grouped_lora)
-
-
-def _compile():
-    import numpy as np
-    from numba import njit, prange
-
-    fn = _kernel_source(njit, prange, np)
+        fn = njit(**options)(grouped_lora)
     # Compile now (at adapter load) rather than inside the first mixed batch's decode step.
     f32 = np.float32
     fn(np.ones((2, 8), f32), np.zeros((2, 4), f32), np.ones((2, 8, 5), f32), np.ones((2, 5, 4), f32),
